@@ -1,0 +1,669 @@
+"""RFC 9162 §2.1 Merkle tree math (identical to RFC 6962 §2.1) and C2SP signed checkpoint notes.
+
+Pure: no I/O, no storage, no clock. Building a proof is split in two: ``inclusion_ranges`` and
+``consistency_ranges`` say which leaf ranges a proof needs, the caller fetches the stored hashes
+of each range's ``perfect_subtrees`` and folds them with ``fold_range``. ``CompactRange`` hands
+every node it completes to a callback, so storage holds exactly the nodes proofs need.
+
+Every verification computes the root from the proof, then compares. Sizes, indices, hash lengths
+and the proof length are checked before any hashing: a proof that cannot be right raises
+``MalformedProofError``; a well-formed proof that leads elsewhere raises ``RootMismatchError``.
+
+Note formats: https://c2sp.org/signed-note, https://c2sp.org/tlog-checkpoint and the Ed25519
+cosignature of https://c2sp.org/tlog-cosignature.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "MAX_NOTE_SIGNATURES",
+    "SIGNATURE_TYPE_COSIGNATURE_V1",
+    "SIGNATURE_TYPE_ED25519",
+    "Checkpoint",
+    "CompactRange",
+    "MalformedNoteError",
+    "MalformedProofError",
+    "MerkleError",
+    "NodeID",
+    "NoteSignature",
+    "NoteSignatureError",
+    "NoteVerifier",
+    "RootMismatchError",
+    "add_cosignature",
+    "add_signature",
+    "consistency_ranges",
+    "cosignature_message",
+    "fold_range",
+    "inclusion_ranges",
+    "leaf_hash",
+    "node_hash",
+    "note_key_id",
+    "open_note",
+    "parse_checkpoint_body",
+    "parse_note",
+    "parse_verifier_key",
+    "perfect_subtrees",
+    "root_from_inclusion_proof",
+    "root_from_leaves",
+    "roots_from_consistency_proof",
+    "sign_note",
+    "verifier_key_string",
+    "verify_consistency",
+    "verify_inclusion",
+]
+
+HASH_SIZE = 32
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+# --- errors ---
+
+
+class MerkleError(Exception):
+    """Base of every error raised by this module."""
+
+
+class MalformedProofError(MerkleError):
+    """Inputs that cannot form a valid proof: bad size or index, wrong length, bad encoding."""
+
+
+class RootMismatchError(MerkleError):
+    """A well-formed proof leads to a root other than the expected one."""
+
+    def __init__(self, what: str, expected: bytes, computed: bytes) -> None:
+        super().__init__(what, expected, computed)  # args stay picklable
+        self.what = what
+        self.expected = expected
+        self.computed = computed
+
+    def __str__(self) -> str:
+        return f"{self.what}: expected {self.expected.hex()}, computed {self.computed.hex()}"
+
+
+class MalformedNoteError(MalformedProofError):
+    """A note, checkpoint body or verifier key that does not follow its C2SP format."""
+
+
+class NoteSignatureError(MerkleError):
+    """No signature from a known key verifies, or one from a known key is bad."""
+
+
+# --- hashing (RFC 9162 §2.1.1) ---
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """SHA-256(0x00 ‖ data)."""
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """SHA-256(0x01 ‖ left ‖ right)."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _check_hash(value: bytes, what: str) -> None:
+    if len(value) != HASH_SIZE:
+        raise MalformedProofError(f"{what} has {len(value)} bytes, want {HASH_SIZE}")
+
+
+def _check_proof(proof: Sequence[bytes], length: int) -> None:
+    if len(proof) != length:
+        raise MalformedProofError(f"proof has {len(proof)} hashes, want {length}")
+    for i, value in enumerate(proof):
+        _check_hash(value, f"proof[{i}]")
+
+
+def _check_index(index: int, size: int) -> None:
+    if not 0 <= index < size:
+        raise MalformedProofError(f"leaf index {index} is outside a tree of size {size}")
+
+
+def _check_sizes(size1: int, size2: int) -> None:
+    if not 0 <= size1 <= size2:
+        raise MalformedProofError(f"tree sizes must satisfy 0 <= size1 <= size2: {size1}, {size2}")
+
+
+def _split(n: int) -> int:
+    """RFC 9162's k: the largest power of two strictly less than ``n`` (n >= 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+# --- subtrees ---
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class NodeID:
+    """The node at ``level`` covering leaves [index·2^level, (index+1)·2^level)."""
+
+    level: int
+    index: int
+
+    def __post_init__(self) -> None:
+        if self.level < 0 or self.index < 0:
+            raise MalformedProofError(f"bad node id {self.level}/{self.index}")
+
+    @property
+    def begin(self) -> int:
+        return self.index << self.level
+
+    @property
+    def end(self) -> int:
+        return (self.index + 1) << self.level
+
+
+def perfect_subtrees(begin: int, end: int) -> list[NodeID]:
+    """Leaves [begin, end) as maximal aligned perfect subtrees, left to right."""
+    if not 0 <= begin <= end:
+        raise MalformedProofError(f"bad leaf range [{begin}, {end})")
+    nodes = []
+    while begin < end:
+        # The largest subtree starting at `begin` is bounded by the room left before `end`
+        # and by the alignment of `begin` (its lowest set bit).
+        level = (end - begin).bit_length() - 1
+        if begin:
+            level = min(level, (begin & -begin).bit_length() - 1)
+        nodes.append(NodeID(level, begin >> level))
+        begin += 1 << level
+    return nodes
+
+
+def fold_range(hashes: Sequence[bytes]) -> bytes:
+    """MTH of a range from the hashes of its ``perfect_subtrees``, left to right.
+
+    Folding right to left is the RFC's MTH when the subtree sizes decrease, as they do for every
+    range the RFC recursion produces (and for [0, n)).
+    """
+    if not hashes:
+        raise MalformedProofError("cannot fold an empty range")
+    for i, value in enumerate(hashes):
+        _check_hash(value, f"hashes[{i}]")
+    root = hashes[-1]
+    for value in reversed(hashes[:-1]):
+        root = node_hash(value, root)
+    return root
+
+
+# --- proof shapes (RFC 9162 §2.1.3.1, §2.1.4.1) ---
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """Leaf ranges whose MTHs form PATH(index, D[size]), bottom-up as in the RFC."""
+    _check_index(index, size)
+    ranges = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        mid = lo + _split(hi - lo)
+        if index < mid:
+            ranges.append((mid, hi))
+            hi = mid
+        else:
+            ranges.append((lo, mid))
+            lo = mid
+    ranges.reverse()  # walked top-down; the RFC lists the sibling nearest the leaf first
+    return ranges
+
+
+def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
+    """Leaf ranges whose MTHs form PROOF(size1, D[size2]) (SUBPROOF), in proof order.
+
+    Empty when size1 == 0 or size1 == size2: every tree is consistent with the empty tree and
+    with itself, so there is nothing to prove (the RFC defines proofs for 0 < size1 < size2).
+    """
+    _check_sizes(size1, size2)
+    if size1 == 0:
+        return []
+    ranges = []
+    lo, hi, whole = 0, size2, True  # `whole` is SUBPROOF's b: still on the left edge of D[size2]
+    while size1 < hi:
+        mid = lo + _split(hi - lo)
+        if size1 <= mid:
+            ranges.append((mid, hi))
+            hi = mid
+        else:
+            ranges.append((lo, mid))
+            lo, whole = mid, False
+    if not whole:
+        ranges.append((lo, hi))  # the verifier cannot know this subtree's root: send it
+    ranges.reverse()
+    return ranges
+
+
+def _inclusion_length(index: int, size: int) -> int:
+    # One hash per level below the point where the paths to `index` and to the last leaf
+    # diverge ("inner"), plus one per left sibling above it ("border").
+    inner = (index ^ (size - 1)).bit_length()
+    return inner + (index >> inner).bit_count()
+
+
+def _consistency_length(size1: int, size2: int) -> int:
+    # The inclusion path of leaf size1-1, minus the levels inside the largest perfect subtree
+    # that ends at size1, plus that subtree's root unless it is the whole first tree.
+    shift = (size1 & -size1).bit_length() - 1
+    length = _inclusion_length(size1 - 1, size2) - shift
+    return length if size1 == 1 << shift else length + 1
+
+
+# --- verification (RFC 9162 §2.1.3.2, §2.1.4.2) ---
+
+
+def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
+    """The root that ``proof`` yields for leaf hash ``leaf`` at ``index`` in a tree of ``size``."""
+    _check_index(index, size)
+    _check_hash(leaf, "leaf hash")
+    _check_proof(proof, _inclusion_length(index, size))
+    # The exact length makes the RFC's "sn is 0" checks (steps 4a and 5) hold by construction.
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while fn and not fn & 1:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = node_hash(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    return r
+
+
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
+) -> None:
+    """Raise unless ``proof`` shows leaf hash ``leaf`` at ``index`` in the tree ``root``."""
+    _check_hash(root, "root")
+    computed = root_from_inclusion_proof(index, size, leaf, proof)
+    if computed != root:
+        raise RootMismatchError("inclusion proof", root, computed)
+
+
+def roots_from_consistency_proof(
+    size1: int, size2: int, root1: bytes, proof: Sequence[bytes]
+) -> tuple[bytes, bytes]:
+    """The (first, second) tree roots that ``proof`` yields, for 0 < size1 < size2."""
+    if not 0 < size1 < size2:
+        raise MalformedProofError(f"need 0 < size1 < size2, got {size1}, {size2}")
+    _check_hash(root1, "root1")
+    _check_proof(proof, _consistency_length(size1, size2))
+    # A power-of-two first tree is a whole subtree of the second: its root is not in the proof.
+    path = [root1, *proof] if size1 & (size1 - 1) == 0 else list(proof)
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while fn and not fn & 1:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    return fr, sr
+
+
+def verify_consistency(
+    size1: int, size2: int, root1: bytes, root2: bytes, proof: Sequence[bytes]
+) -> None:
+    """Raise unless ``proof`` shows the tree (size1, root1) is a prefix of (size2, root2).
+
+    size1 == size2 needs an empty proof and equal roots; size1 == 0 needs an empty proof and
+    root1 == EMPTY_ROOT (any second tree extends the empty one).
+    """
+    _check_sizes(size1, size2)
+    _check_hash(root1, "root1")
+    _check_hash(root2, "root2")
+    if size1 == 0 or size1 == size2:
+        _check_proof(proof, 0)
+        expected = EMPTY_ROOT if size1 == 0 else root2
+        if root1 != expected:
+            raise RootMismatchError("trivial consistency proof", expected, root1)
+        return
+    first, second = roots_from_consistency_proof(size1, size2, root1, proof)
+    if first != root1:
+        raise RootMismatchError("consistency proof, first tree", root1, first)
+    if second != root2:
+        raise RootMismatchError("consistency proof, second tree", root2, second)
+
+
+# --- incremental tree building ---
+
+
+class CompactRange:
+    """The right edge of a tree: the hashes of ``perfect_subtrees(0, size)``, left to right."""
+
+    __slots__ = ("_hashes", "_size")
+
+    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
+        if size < 0 or len(hashes) != size.bit_count():
+            raise MalformedProofError(
+                f"a range of size {size} needs {max(size, 0).bit_count()} hashes, got {len(hashes)}"
+            )
+        for i, value in enumerate(hashes):
+            _check_hash(value, f"hashes[{i}]")
+        self._size = size
+        self._hashes = list(hashes)
+
+    @classmethod
+    def from_bytes(cls, size: int, blob: bytes) -> CompactRange:
+        """Rebuild from ``to_bytes()`` output."""
+        if len(blob) % HASH_SIZE:
+            raise MalformedProofError(f"frontier of {len(blob)} bytes is not whole hashes")
+        return cls(size, [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)])
+
+    def to_bytes(self) -> bytes:
+        """The frontier as concatenated 32-byte hashes."""
+        return b"".join(self._hashes)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def hashes(self) -> list[bytes]:
+        return list(self._hashes)
+
+    def append(self, leaf: bytes, on_node: Callable[[NodeID, bytes], None] | None = None) -> None:
+        """Add the leaf *hash* ``leaf``; report it and every node it completes to ``on_node``."""
+        _check_hash(leaf, "leaf hash")
+        hashes = self._hashes[:]  # a callback that raises leaves the range unchanged
+        node, value = NodeID(0, self._size), leaf
+        if on_node is not None:
+            on_node(node, value)
+        # Each trailing one bit of the old size is a perfect subtree that now gets its sibling.
+        while node.index & 1:
+            value = node_hash(hashes.pop(), value)
+            node = NodeID(node.level + 1, node.index >> 1)
+            if on_node is not None:
+                on_node(node, value)
+        hashes.append(value)
+        self._hashes, self._size = hashes, self._size + 1
+
+    def root(self) -> bytes:
+        """MTH of the leaves appended so far (EMPTY_ROOT when none)."""
+        return fold_range(self._hashes) if self._hashes else EMPTY_ROOT
+
+    def __repr__(self) -> str:
+        return f"CompactRange(size={self._size}, root={self.root().hex()})"
+
+
+def root_from_leaves(leaves: Iterable[bytes]) -> bytes:
+    """MTH(D[n]) of the leaf *data* ``leaves`` (each is hashed with ``leaf_hash``)."""
+    compact = CompactRange()
+    for data in leaves:
+        compact.append(leaf_hash(data))
+    return compact.root()
+
+
+# --- checkpoints (c2sp.org/tlog-checkpoint) ---
+
+_MAX_TREE_SIZE = 2**64 - 1  # the size is a uint64 in every C2SP consumer
+_TREE_SIZE = re.compile(r"0|[1-9][0-9]{0,19}")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")  # ASCII controls other than newline
+
+
+def _text(value: str | bytes, what: str) -> str:
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedNoteError(f"{what} is not valid UTF-8") from exc
+    if _CONTROL.search(value):
+        raise MalformedNoteError(f"{what} contains a control character")
+    return value
+
+
+def _check_line(line: str, what: str) -> None:
+    if not line or "\n" in line or _CONTROL.search(line):
+        raise MalformedNoteError(f"{what} must be a non-empty line without control characters")
+
+
+def _b64decode(text: str, what: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedNoteError(f"{what} is not base64") from exc
+    # Only the canonical encoding: no stray padding bits, so one value has one spelling.
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise MalformedNoteError(f"{what} is not canonical base64")
+    return raw
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A log's signed tree head: origin, tree size, root hash and optional extension lines."""
+
+    origin: str
+    size: int
+    root: bytes
+    extensions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_line(self.origin, "checkpoint origin")
+        if not 0 <= self.size <= _MAX_TREE_SIZE:
+            raise MalformedNoteError(f"checkpoint size {self.size} is not a uint64")
+        if len(self.root) != HASH_SIZE:
+            raise MalformedNoteError(f"checkpoint root has {len(self.root)} bytes")
+        for line in self.extensions:
+            _check_line(line, "checkpoint extension")
+
+    def body(self) -> bytes:
+        """The note text: one line each for origin, size, base64 root, then the extensions."""
+        lines = (self.origin, str(self.size), _b64(self.root), *self.extensions)
+        return "".join(f"{line}\n" for line in lines).encode("utf-8")
+
+
+def parse_checkpoint_body(text: str | bytes) -> Checkpoint:
+    """Parse a checkpoint note text strictly (the inverse of ``Checkpoint.body``)."""
+    body = _text(text, "checkpoint")
+    if not body.endswith("\n"):
+        raise MalformedNoteError("checkpoint must end with a newline")
+    lines = body[:-1].split("\n")
+    if len(lines) < 3:
+        raise MalformedNoteError("checkpoint needs origin, size and root lines")
+    origin, size, root, *extensions = lines
+    if not _TREE_SIZE.fullmatch(size):
+        raise MalformedNoteError(f"checkpoint size {size!r} is not a canonical decimal")
+    return Checkpoint(origin, int(size), _b64decode(root, "checkpoint root"), tuple(extensions))
+
+
+# --- signed notes (c2sp.org/signed-note, c2sp.org/tlog-cosignature) ---
+
+SIGNATURE_TYPE_ED25519 = 0x01
+SIGNATURE_TYPE_COSIGNATURE_V1 = 0x04  # timestamped Ed25519 witness cosignature
+MAX_NOTE_SIGNATURES = 100  # the spec asks to accept at least 16; Go's note package allows 100
+_SIGNATURE_TYPES = (SIGNATURE_TYPE_ED25519, SIGNATURE_TYPE_COSIGNATURE_V1)
+_MAX_TIMESTAMP = 2**63 - 1
+
+
+def _check_key_name(name: str) -> None:
+    if not name or "+" in name or any(c.isspace() for c in name) or _CONTROL.search(name):
+        raise MalformedNoteError(f"bad key name {name!r}: empty, or has a space or '+'")
+
+
+def note_key_id(
+    name: str, public_key: bytes, signature_type: int = SIGNATURE_TYPE_ED25519
+) -> bytes:
+    """SHA-256(name ‖ 0x0A ‖ signature type ‖ public key)[:4]."""
+    return hashlib.sha256(
+        name.encode("utf-8") + b"\n" + bytes([signature_type]) + public_key
+    ).digest()[:4]
+
+
+def cosignature_message(body: bytes, timestamp: int) -> bytes:
+    """What a tlog-cosignature/v1 signs: a header line, a time line, then the note text."""
+    return b"cosignature/v1\ntime %d\n" % timestamp + body
+
+
+@dataclass(frozen=True)
+class NoteVerifier:
+    """A trusted key: its name, Ed25519 public key and signature type (0x01 or 0x04)."""
+
+    name: str
+    public_key: Ed25519PublicKey
+    signature_type: int = SIGNATURE_TYPE_ED25519
+
+    def __post_init__(self) -> None:
+        _check_key_name(self.name)
+        if self.signature_type not in _SIGNATURE_TYPES:
+            raise MalformedNoteError(f"unsupported signature type {self.signature_type:#04x}")
+
+    @property
+    def key_id(self) -> bytes:
+        return note_key_id(self.name, self.public_key.public_bytes_raw(), self.signature_type)
+
+    def verifies(self, body: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` (the part after the key id) signs note text ``body``."""
+        message = body
+        if self.signature_type == SIGNATURE_TYPE_COSIGNATURE_V1:
+            # timestamped_signature: u64 big-endian POSIX time, then the Ed25519 signature.
+            if len(signature) != 8 + 64 or signature[0] & 0x80:
+                return False
+            timestamp = int.from_bytes(signature[:8], "big")
+            message, signature = cosignature_message(body, timestamp), signature[8:]
+        try:
+            self.public_key.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class NoteSignature:
+    """One signature line: key name, 4-byte key id (a hint), and the signature after it."""
+
+    name: str
+    key_id: bytes
+    signature: bytes
+
+    def line(self) -> str:
+        return f"— {self.name} {_b64(self.key_id + self.signature)}\n"
+
+
+def _parse_signature_line(line: str) -> NoteSignature:
+    if not line.startswith("— "):
+        raise MalformedNoteError(f"signature line {line!r} does not start with '— '")
+    name, space, encoded = line[2:].partition(" ")
+    if not space:
+        raise MalformedNoteError(f"signature line {line!r} has no signature")
+    _check_key_name(name)
+    blob = _b64decode(encoded, "signature")
+    if len(blob) < 5:
+        raise MalformedNoteError("signature shorter than a key id and one byte")
+    return NoteSignature(name, blob[:4], blob[4:])
+
+
+def parse_note(note: str | bytes) -> tuple[bytes, list[NoteSignature]]:
+    """Split a signed note into its text and signature lines, verifying nothing."""
+    text = _text(note, "note")
+    if not text.endswith("\n"):
+        raise MalformedNoteError("note must end with a newline")
+    # Signature lines are never empty, so the last blank line separates text and signatures.
+    split = text.rfind("\n\n")
+    if split < 0:
+        raise MalformedNoteError("note has no blank line before its signatures")
+    lines = text[split + 2 : -1].split("\n")
+    if len(lines) > MAX_NOTE_SIGNATURES:
+        raise MalformedNoteError(f"note has more than {MAX_NOTE_SIGNATURES} signatures")
+    return text[: split + 1].encode("utf-8"), [_parse_signature_line(line) for line in lines]
+
+
+def open_note(
+    note: str | bytes, verifiers: Iterable[NoteVerifier] | Mapping[str, Ed25519PublicKey]
+) -> tuple[bytes, list[str]]:
+    """Verify a note; return its text and the names of the known keys that signed it.
+
+    A mapping means plain Ed25519 keys by name. Signatures from unknown keys (name and key id
+    not both matching) are ignored; a bad signature from a known key rejects the whole note.
+    """
+    body, signatures = parse_note(note)
+    if isinstance(verifiers, Mapping):
+        verifiers = [NoteVerifier(name, key) for name, key in verifiers.items()]
+    known = {(v.name, v.key_id): v for v in verifiers}
+    names: list[str] = []
+    for sig in signatures:
+        verifier = known.get((sig.name, sig.key_id))
+        if verifier is None:
+            continue
+        if not verifier.verifies(body, sig.signature):
+            raise NoteSignatureError(f"signature by known key {sig.name!r} does not verify")
+        if sig.name not in names:
+            names.append(sig.name)
+    if not names:
+        raise NoteSignatureError("note has no signature from a known key")
+    return body, names
+
+
+def _note_text(body: str | bytes) -> bytes:
+    text = _text(body, "note text")
+    if not text.endswith("\n"):
+        raise MalformedNoteError("note text must end with a newline")
+    return text.encode("utf-8")
+
+
+def sign_note(body: str | bytes, name: str, private_key: Ed25519PrivateKey) -> str:
+    """The signed note: ``body``, a blank line, and one Ed25519 signature line by ``name``."""
+    text = _note_text(body)
+    _check_key_name(name)
+    key_id = note_key_id(name, private_key.public_key().public_bytes_raw())
+    line = NoteSignature(name, key_id, private_key.sign(text)).line()
+    return text.decode("utf-8") + "\n" + line
+
+
+def add_signature(note: str, name: str, private_key: Ed25519PrivateKey) -> str:
+    """``note`` with one more plain Ed25519 signature line over its text."""
+    body, _ = parse_note(note)
+    _check_key_name(name)
+    key_id = note_key_id(name, private_key.public_key().public_bytes_raw())
+    return note + NoteSignature(name, key_id, private_key.sign(body)).line()
+
+
+def add_cosignature(note: str, name: str, private_key: Ed25519PrivateKey, timestamp: int) -> str:
+    """``note`` with a tlog-cosignature/v1 line by witness ``name`` at POSIX ``timestamp``."""
+    body, _ = parse_note(note)
+    _check_key_name(name)
+    if not 0 <= timestamp <= _MAX_TIMESTAMP:
+        raise MalformedNoteError(f"cosignature timestamp {timestamp} out of range")
+    raw_key = private_key.public_key().public_bytes_raw()
+    key_id = note_key_id(name, raw_key, SIGNATURE_TYPE_COSIGNATURE_V1)
+    signature = timestamp.to_bytes(8, "big") + private_key.sign(
+        cosignature_message(body, timestamp)
+    )
+    return note + NoteSignature(name, key_id, signature).line()
+
+
+def verifier_key_string(
+    name: str, public_key: Ed25519PublicKey, signature_type: int = SIGNATURE_TYPE_ED25519
+) -> str:
+    """The vkey ``<name>+<hex key id>+<base64(type ‖ public key)>``."""
+    verifier = NoteVerifier(name, public_key, signature_type)
+    raw = bytes([signature_type]) + public_key.public_bytes_raw()
+    return f"{name}+{verifier.key_id.hex()}+{_b64(raw)}"
+
+
+def parse_verifier_key(vkey: str) -> NoteVerifier:
+    """Parse a vkey string, checking that its key id matches its name and key."""
+    parts = vkey.split("+", 2)  # names have no '+', but base64 may
+    if len(parts) != 3 or not re.fullmatch(r"[0-9a-fA-F]{8}", parts[1]):
+        raise MalformedNoteError(f"bad verifier key {vkey!r}")
+    name, key_id, encoded = parts
+    raw = _b64decode(encoded, "verifier key")
+    if len(raw) != 33:
+        raise MalformedNoteError("verifier key must be a type byte and 32 Ed25519 bytes")
+    verifier = NoteVerifier(name, Ed25519PublicKey.from_public_bytes(raw[1:]), raw[0])
+    if verifier.key_id != bytes.fromhex(key_id):
+        raise MalformedNoteError(f"verifier key id {key_id} does not match its name and key")
+    return verifier
