@@ -179,6 +179,16 @@ def perfect_subtrees(begin: int, end: int) -> list[NodeID]:
     return nodes
 
 
+def root_of_perfect(leaves: Sequence[bytes]) -> bytes:
+    """MTH of a perfect subtree given its leaf hashes (a power-of-two count), pairwise."""
+    if not leaves or len(leaves) & (len(leaves) - 1):
+        raise MalformedProofError(f"a perfect subtree has 2**k leaves, not {len(leaves)}")
+    level = list(leaves)
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
 def fold_range(hashes: Sequence[bytes]) -> bytes:
     """MTH of a range from the hashes of its ``perfect_subtrees``, left to right.
 
@@ -387,6 +397,27 @@ class CompactRange:
                 on_node(node, value)
         hashes.append(value)
         self._hashes, self._size = hashes, self._size + 1
+
+    def extend(self, leaves: Sequence[bytes]) -> list[tuple[int, int, bytes]]:
+        """Append many leaf hashes; return the completed inner nodes as (level, index, hash).
+
+        The bulk form of :meth:`append` for storage: no callback and no NodeID per node.
+        """
+        for i, leaf in enumerate(leaves):
+            _check_hash(leaf, f"leaves[{i}]")
+        hashes = self._hashes[:]
+        completed: list[tuple[int, int, bytes]] = []
+        size = self._size
+        for value in leaves:
+            level, index = 0, size
+            while index & 1:
+                value = hashlib.sha256(b"\x01" + hashes.pop() + value).digest()
+                level, index = level + 1, index >> 1
+                completed.append((level, index, value))
+            hashes.append(value)
+            size += 1
+        self._hashes, self._size = hashes, size
+        return completed
 
     def root(self) -> bytes:
         """MTH of the leaves appended so far (EMPTY_ROOT when none)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -136,8 +137,13 @@ class PostgresStore(SQLStore):
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
             yield cur
 
-    def _announce(self, cur: Cursor, last_position: int) -> None:
-        cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(last_position)))
+    def _announcement(self, last_position: int) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        return [("SELECT pg_notify(?, ?)", [(CHANNEL, str(last_position))])]
+
+    def _write_rows(self, cur: Cursor, writes: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        # One network round trip for all of an append's statements.
+        with cur.connection.pipeline():
+            super()._write_rows(cur, writes)
 
     def _scrub(self) -> None:
         with self._errors(), self._pool.connection() as conn:

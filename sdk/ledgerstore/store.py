@@ -11,7 +11,6 @@ no log can fork, whatever number of threads and processes append.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 import uuid
@@ -20,7 +19,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from hashlib import sha256
+from typing import Any, cast
 
 import uuid_utils
 
@@ -55,6 +55,9 @@ DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 MAX_NAME_LENGTH = 255
 MAX_META_LENGTH = 4096
 READ_CHUNK = 500
+# Inner Merkle nodes are stored from this level up. A leaf is SHA-256(0x00 || the entry's hash
+# column) and a level-1 node is two leaves away, so storing those would only double the rows.
+STORED_FROM_LEVEL = 2
 # How far verification looks for the place an out-of-place entry belongs.
 _REORDER_WINDOW = 64
 
@@ -90,12 +93,7 @@ class _LogState:
     head: bytes
     tree: merkle.CompactRange
     created_hlc: int
-    new_nodes: list[tuple[int, int, int, bytes]] = field(default_factory=list)
-
-    def keep_node(self, node: merkle.NodeID, value: bytes) -> None:
-        """Collect a newly completed subtree; leaves (level 0) are the entries themselves."""
-        if node.level:
-            self.new_nodes.append((self.log_id, node.level, node.index, value))
+    new_leaves: list[bytes] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +126,24 @@ def check_log_name(name: object) -> str:
     return name
 
 
+def _check_filter(where: object) -> None:
+    if not isinstance(where, EntryFilter):
+        raise InvalidArgumentError(f"expected an EntryFilter, not {type(where).__name__}")
+    types: object = where.types
+    if types is not None and (
+        not isinstance(types, frozenset | set) or not all(isinstance(t, str) for t in types)
+    ):
+        raise InvalidArgumentError("types must be a set of strings")
+    for name in ("subject", "subject_under", "subject_below", "key"):
+        value = getattr(where, name)
+        if value is not None:
+            _check_text(name, value, limit=MAX_META_LENGTH, optional=False)
+    for name in ("flags_all", "flags_none"):
+        value = getattr(where, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidArgumentError(f"{name} must be a non-negative integer")
+
+
 def _subject_range(path: str) -> tuple[str, str]:
     """The half-open string range holding exactly the descendants of a subject path."""
     base = path.rstrip("/")
@@ -145,6 +161,7 @@ class SQLStore(LedgerStore):
         self.max_payload_bytes = max_payload_bytes
         self._closed = False
         self._log_names: dict[int, str] = {}
+        self._checked_names: set[str] = set()
         self._changed = threading.Condition()
         self._generation = 0
 
@@ -162,8 +179,9 @@ class SQLStore(LedgerStore):
     def _scrub(self) -> None:
         """Make deleted side values leave the database files (checkpoint, vacuum)."""
 
-    def _announce(self, cur: Cursor, last_position: int) -> None:
-        """Tell other processes about a commit, inside its transaction (if the backend can)."""
+    def _announcement(self, last_position: int) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """Statements that tell other processes about a commit, run inside its transaction."""
+        return []
 
     def _sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
@@ -216,9 +234,13 @@ class SQLStore(LedgerStore):
     def _prepare(self, entry: NewEntry) -> _Prepared:
         if not isinstance(entry, NewEntry):
             raise InvalidEntryError(f"expected a NewEntry, not {type(entry).__name__}")
-        check_log_name(entry.log)
-        for what in ("type", "subject", "key"):
-            _check_text(what, getattr(entry, what), limit=MAX_META_LENGTH, optional=True)
+        if entry.log not in self._checked_names:
+            check_log_name(entry.log)
+            if len(self._checked_names) < 100_000:
+                self._checked_names.add(entry.log)
+        for what, value in (("type", entry.type), ("subject", entry.subject), ("key", entry.key)):
+            if value is not None:
+                _check_text(what, value, limit=MAX_META_LENGTH, optional=True)
         if isinstance(entry.flags, bool) or not isinstance(entry.flags, int):
             raise InvalidEntryError("flags must be an integer")
         if not 0 <= entry.flags < 2**31:
@@ -267,24 +289,33 @@ class SQLStore(LedgerStore):
         with self._write_transaction() as cur:
             if check is not None:
                 check(_TransactionReader(self, cur))
-            stored = self._append_locked(cur, prepared)
+            stored, writes = self._append_locked(cur, prepared)
             if side:
                 position = stored[-1].position if stored else None
-                cur.executemany(
-                    self._sql(
-                        "INSERT INTO ls_side (ref, subject, value, position) VALUES (?,?,?,?)"
-                    ),
-                    [(v.ref, v.subject, v.value, position) for v in side],
+                writes.append(
+                    (
+                        "INSERT INTO ls_side (ref, subject, value, position) VALUES (?,?,?,?)",
+                        [(v.ref, v.subject, v.value, position) for v in side],
+                    )
                 )
             if stored:
-                self._announce(cur, stored[-1].position)
+                writes.extend(self._announcement(stored[-1].position))
+            self._write_rows(cur, writes)
         if stored:
             self._bump()
         return stored
 
-    def _append_locked(self, cur: Cursor, prepared: list[_Prepared]) -> list[Entry]:
+    def _write_rows(self, cur: Cursor, writes: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """Run the statements of one append, each over its rows (a backend may pipeline them)."""
+        for statement, rows in writes:
+            cur.executemany(self._sql(statement), rows)
+
+    def _append_locked(
+        self, cur: Cursor, prepared: list[_Prepared]
+    ) -> tuple[list[Entry], list[tuple[str, list[tuple[Any, ...]]]]]:
+        """Assign places, hash and chain the entries; return them and the rows to write."""
         if not prepared:
-            return []
+            return [], []
         cur.execute("SELECT position, hlc FROM ls_entries ORDER BY position DESC LIMIT 1")
         row = cur.fetchone()
         position, hlc = (int(row[0]), int(row[1])) if row else (0, 0)
@@ -300,8 +331,9 @@ class SQLStore(LedgerStore):
             state = states[new.log]
             hlc = next_hlc(hlc, wall_ms)
             position += 1
-            entry_id = uuid_utils.uuid7().bytes
-            digest = hashlib.sha256(
+            new_id = uuid_utils.uuid7()
+            entry_id = new_id.bytes
+            digest = sha256(
                 entry_bytes(
                     log=new.log,
                     seq=state.size,
@@ -317,37 +349,40 @@ class SQLStore(LedgerStore):
                     prev_hash=state.head,
                 )
             ).digest()
-            log_id = state.log_id
-            state.tree.append(merkle.leaf_hash(digest), state.keep_node)
+            state.new_leaves.append(sha256(b"\x00" + digest).digest())  # RFC 9162 leaf
             entry_rows.append(
-                (position, log_id, state.size, hlc, entry_id, new.type, new.subject, new.key,
+                (position, state.log_id, state.size, hlc, entry_id, new.type, new.subject, new.key,
                  new.flags, int(item.fmt), item.payload, state.head, digest)
             )  # fmt: skip
             stored.append(
-                Entry(new.log, state.size, position, hlc, str(uuid.UUID(bytes=entry_id)),
+                Entry(new.log, state.size, position, hlc, str(new_id),
                       new.type, new.subject, new.key, new.flags, item.fmt, item.payload,
                       state.head, digest)
             )  # fmt: skip
             state.size += 1
             state.head = digest
-        cur.executemany(
-            self._sql(
+        node_rows = [
+            (state.log_id, level, index, value)
+            for state in states.values()
+            for level, index, value in state.tree.extend(state.new_leaves)
+            if level >= STORED_FROM_LEVEL
+        ]
+        writes: list[tuple[str, list[tuple[Any, ...]]]] = [
+            (
                 "INSERT INTO ls_entries (position, log_id, seq, hlc, id, type, subject, key, "
-                "flags, format, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                "flags, format, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                entry_rows,
             ),
-            entry_rows,
-        )
-        node_rows = [row for state in states.values() for row in state.new_nodes]
+            (
+                "UPDATE ls_logs SET size = ?, head = ?, frontier = ? WHERE id = ?",
+                [(s.size, s.head, s.tree.to_bytes(), s.log_id) for s in states.values()],
+            ),
+        ]
         if node_rows:
-            cur.executemany(
-                self._sql("INSERT INTO ls_nodes (log_id, level, idx, hash) VALUES (?,?,?,?)"),
-                node_rows,
+            writes.append(
+                ("INSERT INTO ls_nodes (log_id, level, idx, hash) VALUES (?,?,?,?)", node_rows)
             )
-        cur.executemany(
-            self._sql("UPDATE ls_logs SET size = ?, head = ?, frontier = ? WHERE id = ?"),
-            [(s.size, s.head, s.tree.to_bytes(), s.log_id) for s in states.values()],
-        )
-        return stored
+        return stored, writes
 
     def _load_log(self, cur: Cursor, name: str, created_hlc: int) -> _LogState:
         cur.execute(
@@ -462,46 +497,47 @@ class SQLStore(LedgerStore):
     # --- Merkle tree -------------------------------------------------------------------------
 
     def tree_head(self, log: str, size: int | None = None) -> TreeHead:
-        info = self.log_info(log)
-        if size is None or size == info.size:
+        if size is None:
+            info = self.log_info(log)
             return TreeHead(log, info.size, info.root)
-        self._check_size(size, info.size)
-        if size == 0:
-            return TreeHead(log, 0, merkle.EMPTY_ROOT)
-        with self._read_cursor() as cur:
-            root = self._fold_ranges(cur, log, [(0, size)])[0]
-        return TreeHead(log, size, root)
+        return TreeHead(log, size, self._proof(log, size, lambda n: [(0, n)] if n else [])[0])
 
     def inclusion_proof(self, log: str, index: int, size: int | None = None) -> list[bytes]:
-        info = self.log_info(log)
-        size = info.size if size is None else size
-        self._check_size(size, info.size)
-        ranges = merkle.inclusion_ranges(index, size)
-        with self._read_cursor() as cur:
-            return self._fold_ranges(cur, log, ranges)
+        return self._proof(log, size, lambda n: merkle.inclusion_ranges(index, n))[1]
 
     def consistency_proof(self, log: str, size1: int, size2: int | None = None) -> list[bytes]:
-        info = self.log_info(log)
-        size2 = info.size if size2 is None else size2
-        self._check_size(size2, info.size)
-        ranges = merkle.consistency_ranges(size1, size2)
+        return self._proof(log, size2, lambda n: merkle.consistency_ranges(size1, n))[1]
+
+    def _proof(
+        self, log: str, size: int | None, ranges_for: Callable[[int], list[tuple[int, int]]]
+    ) -> tuple[bytes, list[bytes]]:
+        """Fold the leaf ranges a proof needs at ``size``: one connection, two queries.
+
+        Returns the root at ``size`` (when the ranges are [(0, size)]) and the folded hashes.
+        """
+        self._check_open()
+        check_log_name(log)
         with self._read_cursor() as cur:
-            return self._fold_ranges(cur, log, ranges)
-
-    @staticmethod
-    def _check_size(size: int, available: int) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= available:
-            raise InvalidArgumentError(f"tree size must be between 0 and {available}, not {size}")
-
-    def _fold_ranges(self, cur: Cursor, log: str, ranges: list[tuple[int, int]]) -> list[bytes]:
-        """The MTH of each leaf range, from stored subtree hashes (O(log n) lookups)."""
-        queries = _Queries(self, cur)
-        log_id = queries.log_id(log)
-        if log_id is None:
-            raise UnknownLogError(log)
-        wanted = [merkle.perfect_subtrees(a, b) for a, b in ranges]
-        nodes = queries.nodes(log_id, {node for group in wanted for node in group})
-        return [merkle.fold_range([nodes[node] for node in group]) for group in wanted]
+            queries = _Queries(self, cur)
+            found = queries.log_row(log)
+            if found is None:
+                raise UnknownLogError(log)
+            log_id, info = found
+            size = info.size if size is None else size
+            if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= info.size:
+                raise InvalidArgumentError(
+                    f"tree size must be between 0 and {info.size}, not {size}"
+                )
+            try:
+                ranges = ranges_for(size)
+            except merkle.MalformedProofError as exc:
+                raise InvalidArgumentError(str(exc)) from None
+            if size == info.size and ranges == [(0, size)]:
+                return info.root, [info.root]
+            wanted = [merkle.perfect_subtrees(a, b) for a, b in ranges]
+            nodes = queries.nodes(log_id, {node for group in wanted for node in group})
+        folded = [merkle.fold_range([nodes[node] for node in group]) for group in wanted]
+        return (folded[0] if folded else merkle.EMPTY_ROOT), folded
 
     # --- verification ------------------------------------------------------------------------
 
@@ -671,6 +707,14 @@ class _Queries:
         tree = merkle.CompactRange.from_bytes(size, bytes(row[3]))
         return LogInfo(str(row[0]), size, bytes(row[2]), tree.root(), int(row[4]))
 
+    def log_row(self, name: str) -> tuple[int, LogInfo] | None:
+        self.execute(
+            "SELECT name, size, head, frontier, created_hlc, id FROM ls_logs WHERE name = ?",
+            (name,),
+        )
+        row = self.cur.fetchone()
+        return None if row is None else (int(row[5]), self._info(row))
+
     def log_info(self, name: str) -> LogInfo | None:
         self.execute(
             "SELECT name, size, head, frontier, created_hlc FROM ls_logs WHERE name = ?", (name,)
@@ -693,6 +737,7 @@ class _Queries:
             params.append(log_id)
         if where is None:
             return clauses, params, False
+        _check_filter(where)
         metadata = False
         if where.types is not None:
             types = sorted(where.types)
@@ -792,25 +837,37 @@ class _Queries:
         return [self.entry(row) for row in self.cur.fetchall()]
 
     def nodes(self, log_id: int, wanted: set[merkle.NodeID]) -> dict[merkle.NodeID, bytes]:
+        """The hashes of the given perfect subtrees, from entries and stored inner nodes.
+
+        One round trip: a point lookup per row, glued with UNION ALL (an OR of many
+        (level, idx) pairs makes SQLite's planner scan the whole log's nodes instead).
+        """
+        low = {node for node in wanted if node.level < STORED_FROM_LEVEL}
+        inner = sorted((node.level, node.index) for node in wanted - low)
+        seqs = sorted({seq for node in low for seq in range(node.begin, node.end)})
+        lookups: list[str] = []
+        params: list[int] = []
+        for seq in seqs:
+            lookups.append("SELECT 0, seq, hash FROM ls_entries WHERE log_id = ? AND seq = ?")
+            params += (log_id, seq)
+        for level, index in inner:
+            lookups.append(
+                "SELECT level, idx, hash FROM ls_nodes WHERE log_id = ? AND level = ? AND idx = ?"
+            )
+            params += (log_id, level, index)
         found: dict[merkle.NodeID, bytes] = {}
-        leaves = sorted(node.index for node in wanted if node.level == 0)
-        inner = sorted((node.level, node.index) for node in wanted if node.level > 0)
-        if leaves:
-            marks = ",".join("?" * len(leaves))
-            self.execute(
-                f"SELECT seq, hash FROM ls_entries WHERE log_id = ? AND seq IN ({marks})",
-                [log_id, *leaves],
-            )
-            for seq, digest in self.cur.fetchall():
-                found[merkle.NodeID(0, int(seq))] = merkle.leaf_hash(bytes(digest))
-        if inner:
-            terms = " OR ".join("(level = ? AND idx = ?)" for _ in inner)
-            self.execute(
-                f"SELECT level, idx, hash FROM ls_nodes WHERE log_id = ? AND ({terms})",
-                [log_id, *(value for pair in inner for value in pair)],
-            )
+        leaves: dict[int, bytes] = {}
+        if lookups:
+            self.execute(" UNION ALL ".join(lookups), params)
             for level, index, digest in self.cur.fetchall():
-                found[merkle.NodeID(int(level), int(index))] = bytes(digest)
+                if int(level) == 0:
+                    leaves[int(index)] = merkle.leaf_hash(bytes(digest))
+                else:
+                    found[merkle.NodeID(int(level), int(index))] = bytes(digest)
+        for node in low:
+            hashes = [leaves.get(seq) for seq in range(node.begin, node.end)]
+            if all(h is not None for h in hashes):
+                found[node] = merkle.root_of_perfect(cast(list[bytes], hashes))
         missing = wanted - found.keys()
         if missing:
             raise DatabaseError(f"{len(missing)} Merkle tree nodes are missing from the store")
@@ -1015,7 +1072,7 @@ class _Verifier:
         )
 
     def _collect(self, node: merkle.NodeID, value: bytes) -> None:
-        if node.level:
+        if node.level >= STORED_FROM_LEVEL:
             self.new_nodes.append((node, value))
 
     def _compare_nodes(self, cur: Cursor) -> None:

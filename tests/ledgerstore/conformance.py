@@ -176,8 +176,17 @@ class StoreConformance(ABC):
             list(store.read("missing"))
         with pytest.raises(InvalidArgumentError):
             store.get("not-a-uuid")
+        store.append(NewEntry("x", {}))
+        with pytest.raises(InvalidArgumentError):
+            list(store.read("x", {"types": "a"}))  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError):
+            store.count("x", EntryFilter(types="abc"))  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError):
+            store.count("x", EntryFilter(seq_min="3"))  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError):
+            list(store.read("x", limit=-1))
         assert store.get(str(uuid.uuid4())) is None
-        assert store.logs() == []
+        assert [info.name for info in store.logs()] == ["x"]
 
     def test_oversize_payload_is_refused(self) -> None:
         store = self.open(max_payload_bytes=1000)
@@ -287,8 +296,10 @@ class StoreConformance(ABC):
                 )
         with pytest.raises(InvalidArgumentError):
             store.tree_head("main", 38)
-        with pytest.raises(merkle.MerkleError):
+        with pytest.raises(InvalidArgumentError):
             store.inclusion_proof("main", 37, 37)
+        with pytest.raises(InvalidArgumentError):
+            store.consistency_proof("main", 30, 20)
 
     def test_tree_grows_across_many_batches(self, store: LedgerStore) -> None:
         hashes: list[bytes] = []

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ledgerstore
 from ledgerstore import LedgerStore, NewEntry
@@ -101,3 +103,89 @@ def test_every_sqlite3_error_has_a_mapping() -> None:
     mapped = {source for source, _ in ERROR_MAP}
     for error in _subclasses(sqlite3.Error) | _subclasses(sqlite3.Warning):
         assert any(issubclass(error, source) for source in mapped), error
+
+
+class _RecordingCursor:
+    """Captures the SQL a read would run, so its query plan can be inspected."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, list[Any]]] = []
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+        self.statements.append((statement, list(params)))
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+    def fetchone(self) -> tuple[int]:
+        return (1,)
+
+
+@pytest.mark.parametrize(
+    ("where", "index"),
+    [
+        (ledgerstore.EntryFilter(types=frozenset({"created"})), "ls_entries_type"),
+        (ledgerstore.EntryFilter(subject_under="/customer/42"), "ls_entries_subject"),
+        (ledgerstore.EntryFilter(subject="/customer/42"), "ls_entries_subject"),
+        (ledgerstore.EntryFilter(key="k1"), "ls_entries_key"),
+        (ledgerstore.EntryFilter(seq_min=10, seq_max=20), "ls_entries_log_seq"),
+    ],
+)
+def test_metadata_filters_are_pushed_down_to_indexes(
+    tmp_path: Path, where: ledgerstore.EntryFilter, index: str
+) -> None:
+    from ledgerstore.store import _Queries
+
+    store = SQLiteStore(tmp_path / "plan.db")
+    store.append_batch(
+        [NewEntry("ev", {"i": i}, type=f"t{i % 7}", subject=f"/customer/{i}", key=f"k{i % 5}")
+         for i in range(2000)]
+    )  # fmt: skip
+    conn = sqlite3.connect(tmp_path / "plan.db")
+    conn.execute("ANALYZE")
+    recorder = _RecordingCursor()
+    _Queries(store, recorder).chunk(1, where, False, None, 100)
+    _Queries(store, recorder).count(1, where)
+    for statement, params in recorder.statements:
+        plan = " ".join(
+            str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params)
+        )
+        assert index in plan, (statement, plan)
+        assert "SCAN ls_entries" not in plan.replace(f"USING INDEX {index}", ""), plan
+    conn.close()
+    store.close()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    batches=st.lists(
+        st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.binary(max_size=64)), max_size=12),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_any_sequence_of_batches_keeps_every_invariant(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[list[tuple[str, bytes]]]
+) -> None:
+    from ledgerstore import merkle
+    from ledgerstore.chain import GENESIS_HASH
+
+    store = SQLiteStore(tmp_path_factory.mktemp("prop") / "p.db")
+    try:
+        for batch in batches:
+            store.append_batch([NewEntry(log, payload) for log, payload in batch])
+        expected = {log: [p for b in batches for lg, p in b if lg == log] for log in "abc"}
+        for info in store.logs():
+            entries = list(store.read(info.name))
+            assert [e.value() for e in entries] == expected[info.name]
+            assert [e.seq for e in entries] == list(range(len(entries)))
+            links = [GENESIS_HASH] + [e.hash for e in entries[:-1]]
+            assert [e.prev_hash for e in entries] == links
+            assert info.root == merkle.root_from_leaves([e.hash for e in entries])
+            assert store.verify(info.name).ok
+        positions = [e.position for e in store.read()]
+        assert positions == list(range(1, sum(len(b) for b in batches) + 1))
+    finally:
+        store.close()
