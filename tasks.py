@@ -22,7 +22,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".installed-from"
-TYPED_PACKAGES = ["sdk/ledgerstore"]
+TYPED_PACKAGES = ["sdk/ledgerstore", "service/decisiontrail"]
 
 
 def run(*args: str | Path) -> int:

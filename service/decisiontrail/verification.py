@@ -1,0 +1,187 @@
+"""Verification of a tenant's log: every record, every chain, the Merkle tree, and the signed
+checkpoints — online (records read through the SDKs) and offline (an export bundle) alike.
+
+:class:`LogVerifier` consumes records in log order and keeps O(chains + log n) state, so it
+verifies any number of records in bounded memory. It reports the first bad record and why:
+``modified``, ``bad_signature``, ``missing``, ``reordered``, ``inserted``, ``replayed``,
+``malformed``, ``checkpoint_mismatch`` (the log disagrees with a signed checkpoint),
+``truncated`` (a trusted checkpoint is larger than the log: cut or rolled back) or
+``bad_checkpoint`` (a checkpoint's signature does not verify).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from decisiontrail.records import GENESIS_HASH, RecordProblem, check_record, leaf_data
+from decisiontrail.signing import TrustRoot
+from ledgerstore import merkle
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint note and what it says."""
+
+    note: str
+    origin: str
+    size: int
+    root: bytes
+    signers: tuple[str, ...]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint note is malformed or not signed by a trusted key."""
+
+
+def open_checkpoint(note: str, trust: TrustRoot, origin: str | None = None) -> SignedCheckpoint:
+    """Check a C2SP checkpoint note's signature against the trust root and parse it."""
+    try:
+        body, signers = merkle.open_note(note, trust.note_verifiers())
+        checkpoint = merkle.parse_checkpoint_body(body)
+    except merkle.MerkleError as exc:
+        raise CheckpointError(str(exc)) from None
+    if origin is not None and checkpoint.origin != origin:
+        raise CheckpointError(f"checkpoint is for {checkpoint.origin!r}, not {origin!r}")
+    return SignedCheckpoint(
+        note, checkpoint.origin, checkpoint.size, checkpoint.root, tuple(signers)
+    )
+
+
+@dataclass
+class _ChainState:
+    expected: int = 0
+    prev_hash: str = GENESIS_HASH
+
+
+@dataclass
+class VerificationReport:
+    ok: bool
+    records_checked: int
+    tree_size: int
+    root: str
+    checkpoints_checked: int
+    problem: RecordProblem | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "records_checked": self.records_checked,
+            "tree_size": self.tree_size,
+            "root": self.root,
+            "checkpoints_checked": self.checkpoints_checked,
+            "first_problem": None
+            if self.problem is None
+            else {
+                "reason": self.problem.reason,
+                "record_id": self.problem.record_id,
+                "sequence": self.problem.sequence,
+                "detail": self.problem.detail,
+            },
+        }
+
+
+@dataclass
+class LogVerifier:
+    """Feed it a tenant's records in log order; it checks each as it comes."""
+
+    tenant: str
+    trust: TrustRoot
+    checkpoints: list[SignedCheckpoint] = field(default_factory=list)
+    trusted: SignedCheckpoint | None = None
+    tree: merkle.CompactRange = field(default_factory=merkle.CompactRange)
+    chains: dict[str, _ChainState] = field(default_factory=dict)
+    records_checked: int = 0
+    problem: RecordProblem | None = None
+    checkpoints_checked: int = 0
+
+    def __post_init__(self) -> None:
+        wanted = list(self.checkpoints) + ([self.trusted] if self.trusted else [])
+        self._due = sorted(wanted, key=lambda c: c.size)
+        self._check_due()
+
+    def add(self, record: dict[str, Any]) -> bool:
+        """Check one more record; False once a problem was found."""
+        if self.problem is not None:
+            return False
+        self.problem = self._check(record)
+        if self.problem is None:
+            self.tree.append(merkle.leaf_hash(leaf_data(record)))
+            self._check_due()
+        return self.problem is None
+
+    def _check(self, record: dict[str, Any]) -> RecordProblem | None:
+        problem = check_record(record, self.trust)
+        if problem is not None:
+            return problem
+        record_id, sequence = record["id"], record["sequence"]
+        if record["tenant"] != self.tenant:
+            return RecordProblem("replayed", record_id, sequence, "the record is another tenant's")
+        self.records_checked += 1
+        state = self.chains.setdefault(str(record["chain"]), _ChainState())
+        if sequence > state.expected:
+            detail = (
+                f"chain {record['chain']!r}: records {state.expected}–{sequence - 1} are missing"
+            )
+            return RecordProblem("missing", record_id, state.expected, detail)
+        if sequence < state.expected:
+            return RecordProblem(
+                "inserted",
+                record_id,
+                sequence,
+                f"chain {record['chain']!r} already has #{sequence}",
+            )
+        if record["prev_hash"] != state.prev_hash:
+            return RecordProblem(
+                "reordered", record_id, sequence, "the record does not link to its predecessor"
+            )
+        state.expected, state.prev_hash = sequence + 1, record["hash"]
+        return None
+
+    def _check_due(self) -> None:
+        while self._due and self._due[0].size == self.tree.size and self.problem is None:
+            checkpoint = self._due.pop(0)
+            self.checkpoints_checked += 1
+            if checkpoint.root != self.tree.root():
+                self.problem = RecordProblem(
+                    "checkpoint_mismatch",
+                    None,
+                    None,
+                    f"the first {checkpoint.size} records do not have the root the signed "
+                    "checkpoint commits to",
+                )
+
+    def finish(self) -> VerificationReport:
+        if self.problem is None and self._due:
+            largest = self._due[-1]
+            self.problem = RecordProblem(
+                "truncated",
+                None,
+                None,
+                f"a signed checkpoint covers {largest.size} records but the log has "
+                f"{self.tree.size}: records were cut off or the store was rolled back",
+            )
+        return VerificationReport(
+            ok=self.problem is None,
+            records_checked=self.records_checked,
+            tree_size=self.tree.size,
+            root=self.tree.root().hex(),
+            checkpoints_checked=self.checkpoints_checked,
+            problem=self.problem,
+        )
+
+
+def verify_records(
+    records: Iterable[dict[str, Any]],
+    *,
+    tenant: str,
+    trust: TrustRoot,
+    checkpoints: Iterable[SignedCheckpoint] = (),
+    trusted: SignedCheckpoint | None = None,
+) -> VerificationReport:
+    verifier = LogVerifier(tenant, trust, list(checkpoints), trusted)
+    for record in records:
+        if not verifier.add(record):
+            break
+    return verifier.finish()

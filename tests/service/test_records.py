@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from decisiontrail.records import (
+    GENESIS_HASH,
+    check_chain,
+    check_record,
+    commitment_for,
+    is_commitment,
+    restore_personal,
+    seal,
+    split_personal,
+)
+from decisiontrail.signing import Keyring
+
+DECISION: dict[str, Any] = {
+    "agent": "support-bot",
+    "action": "refund",
+    "input": {"customer": "Alice Example", "order": 42},
+    "output": "approved",
+    "metadata": {"email": "alice@example.com", "channel": "chat"},
+    "data_subjects": ["customer-17"],
+    "confidence": 0.91,
+}
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> Keyring:
+    return Keyring.load_or_create(tmp_path / "keys", "dt.test/t")[0]
+
+
+def make_chain(
+    keyring: Keyring, n: int, tenant: str = "t", chain: str = "bot"
+) -> list[dict[str, Any]]:
+    records, prev = [], GENESIS_HASH
+    start = datetime.now(UTC)
+    for i in range(n):
+        committed, _ = split_personal({**DECISION, "i": i}, ["input", "metadata.email"])
+        record = seal(
+            decision=committed, record_id=f"id-{i}", tenant=tenant, chain=chain, sequence=i,
+            prev_hash=prev, recorded_at=start + timedelta(milliseconds=i), keyring=keyring,
+        )  # fmt: skip
+        records.append(record)
+        prev = record["hash"]
+    return records
+
+
+def test_personal_values_become_salted_commitments() -> None:
+    committed, taken = split_personal(DECISION, ["input", "metadata.email", "reasoning"])
+    assert {p.path for p in taken} == {"input", "metadata.email", "data_subjects.0"}
+    assert is_commitment(committed["input"]) and is_commitment(committed["data_subjects"][0])
+    assert committed["metadata"]["channel"] == "chat" and committed["output"] == "approved"
+    text = repr(committed)
+    assert "Alice" not in text and "alice@" not in text and "customer-17" not in text
+    again, _ = split_personal(DECISION, ["input"])
+    assert again["input"] != committed["input"]  # a fresh salt each time: no dictionary attack
+    assert restore_personal(committed, taken) == DECISION
+    email = next(p for p in taken if p.path == "metadata.email")
+    assert email.commitment == commitment_for("alice@example.com", email.salt)
+
+
+def test_a_sealed_chain_verifies(keyring: Keyring) -> None:
+    records = make_chain(keyring, 5)
+    assert all(check_record(r, keyring.trust) is None for r in records)
+    assert list(check_chain(records, tenant="t", chain="bot", trust=keyring.trust)) == []
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason", "sequence"),
+    [
+        (lambda rs: rs[2]["decision"].__setitem__("action", "deny"), "modified", 2),
+        (lambda rs: rs.pop(2), "missing", 2),
+        (lambda rs: rs.__setitem__(slice(1, 3), [rs[2], rs[1]]), "missing", 1),
+        (lambda rs: rs[3].__setitem__("signature", rs[2]["signature"]), "bad_signature", 3),
+        (lambda rs: rs.insert(2, copy.deepcopy(rs[1])), "inserted", 1),
+    ],
+)
+def test_tampering_is_named(keyring: Keyring, tamper: Any, reason: str, sequence: int) -> None:
+    records = make_chain(keyring, 5)
+    tamper(records)
+    problems = list(check_chain(records, tenant="t", chain="bot", trust=keyring.trust))
+    assert [(p.reason, p.sequence) for p in problems] == [(reason, sequence)]
+
+
+def test_records_cannot_be_replayed_into_another_chain(keyring: Keyring) -> None:
+    records = make_chain(keyring, 2, chain="other-bot")
+    problems = list(check_chain(records, tenant="t", chain="bot", trust=keyring.trust))
+    assert problems[0].reason == "replayed"
+
+
+def test_malformed_records_are_reported_not_raised(keyring: Keyring) -> None:
+    assert check_record("nope", keyring.trust).reason == "malformed"  # type: ignore[union-attr]
+    broken = make_chain(keyring, 1)[0]
+    del broken["signature"]
+    assert check_record(broken, keyring.trust).reason == "malformed"  # type: ignore[union-attr]
