@@ -1,0 +1,78 @@
+"""Service settings: ``DECISIONTRAIL_*`` environment variables and a ``.env`` file.
+
+Every setting has a safe default for the embedded mode: data under ``./data``, both SDKs on
+SQLite files there, a signing key generated on first start. Outside development the settings
+refuse what would be unsafe in production (no API keys, placeholder secrets).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "admin"})
+
+
+class Settings(BaseSettings):
+    """DecisionTrail's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DECISIONTRAIL_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(8700, ge=1, le=65535)
+    data_dir: Path = Path("data")
+
+    # Storage: both SDKs, embedded (sqlite:///…, postgresql://…) or remote (http://…).
+    sapixdb_url: str | None = None  # default: sqlite:///<data_dir>/sapixdb.db
+    sapixdb_api_key: SecretStr | None = None
+    genesisdb_url: str | None = None  # default: sqlite:///<data_dir>/genesisdb.db
+    genesisdb_token: SecretStr | None = None
+
+    # Signing: a key directory (created with a fresh key on first start) or one given key.
+    signing_key_dir: Path | None = None  # default: <data_dir>/keys
+    signing_key: SecretStr | None = None  # PEM or base64 seed; overrides the key directory
+    log_origin: str = Field("decisiontrail.local", min_length=1, max_length=200)
+    checkpoint_interval_seconds: float = Field(60.0, gt=0)
+
+    # Access: API keys are created with `decisiontrail keys create`; a bootstrap admin key may
+    # be given here for the first start.
+    bootstrap_admin_key: SecretStr | None = None
+    default_tenant: str = Field("default", min_length=1, max_length=100, pattern=r"^[a-z0-9_-]+$")
+
+    # Limits.
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_batch_size: int = Field(1_000, ge=1, le=100_000)
+    rate_limit_per_second: float = Field(0.0, ge=0)  # per API key; 0 = unlimited
+    retention_days: int = Field(183, ge=1)  # EU AI Act art. 19/26: at least six months
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def sapixdb_location(self) -> str:
+        return self.sapixdb_url or f"sqlite:///{self.data_dir / 'sapixdb.db'}"
+
+    @property
+    def genesisdb_location(self) -> str:
+        return self.genesisdb_url or f"sqlite:///{self.data_dir / 'genesisdb.db'}"
+
+    @property
+    def key_directory(self) -> Path:
+        return self.signing_key_dir or self.data_dir / "keys"
+
+    @model_validator(mode="after")
+    def _safe_for_production(self) -> Self:
+        if self.environment != "production":
+            return self
+        for name in ("sapixdb_api_key", "genesisdb_token", "bootstrap_admin_key", "signing_key"):
+            secret = getattr(self, name)
+            if secret is not None and secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{name} is a placeholder; set a real secret in production")
+        if self.bootstrap_admin_key is not None and len(self.bootstrap_admin_key) < 24:
+            raise ValueError("bootstrap_admin_key must be at least 24 characters in production")
+        return self
