@@ -1,0 +1,24 @@
+"""GDBQL, Genesis DB's query language: parse, check, plan and evaluate queries.
+
+>>> query = parse("STREAM e FROM events WHERE e.type == 'order.placed' MAP e.data.amount")
+>>> list(execute(query, events))  # doctest: +SKIP
+"""
+
+from .ast import Query
+from .errors import GdbqlError, GdbqlSemanticError, GdbqlSyntaxError
+from .evaluate import evaluate_truthy, execute
+from .parser import parse
+from .plan import Plan, Pushdown, plan
+
+__all__ = [
+    "GdbqlError",
+    "GdbqlSemanticError",
+    "GdbqlSyntaxError",
+    "Plan",
+    "Pushdown",
+    "Query",
+    "evaluate_truthy",
+    "execute",
+    "parse",
+    "plan",
+]

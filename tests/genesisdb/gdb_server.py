@@ -1,0 +1,67 @@
+"""Start and stop a real ``python -m genesisdb.server`` process for tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+TOKENS = {"admin": "admin-token", "write": "write-token", "read": "read-token"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    storage: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def start_server(
+    directory: Path, *, storage: str | None = None, heartbeat: float = 0.2
+) -> ServerProcess:
+    """A server on a free port with an auth token plus admin/write/read tokens."""
+    port = free_port()
+    storage = storage or f"sqlite:///{directory}/g.db"
+    command = [
+        sys.executable, "-m", "genesisdb.server", "--host", "127.0.0.1", "--port", str(port),
+        "--storage", storage, "--auth-token", TOKENS["admin"],
+        "--write-token", TOKENS["write"], "--read-token", TOKENS["read"],
+        "--heartbeat-seconds", str(heartbeat),
+    ]  # fmt: skip
+    log = open(directory / "server.log", "wb")  # noqa: SIM115 - the process owns it
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GENESISDB_")}
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, cwd=directory, env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {(directory / 'server.log').read_text()}")
+        try:
+            if httpx.get(f"{url}/api/v1/status/ping", timeout=1).text == "pong":
+                return ServerProcess(url, storage, process)
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the server did not answer within 30 s")
