@@ -1,0 +1,45 @@
+"""SapixDB Python SDK (the seed API) with an embedded engine and a compatible server.
+
+``SapixClient`` / ``AsyncSapixClient`` talk to a SapixDB server over HTTP
+(``url="http://…"``) or run the same engine in-process on ledgerstore
+(``url="sqlite:///…"``, ``"postgresql://…"`` or ``path=``). ``python -m sapixdb.server``
+serves that engine over the SapixDB wire protocol.
+"""
+
+from sapixdb.client import (
+    AsOfQuery,
+    AsyncAsOfQuery,
+    AsyncCollection,
+    AsyncGraph,
+    AsyncSapixClient,
+    Collection,
+    Graph,
+    SapixClient,
+)
+from sapixdb.exceptions import (
+    SapixError,
+    SapixNetworkError,
+    SapixNotFoundError,
+    SapixRateLimitError,
+)
+from sapixdb.models import GraphEdge, Record, StreamEvent, TraverseResult, WriteResult
+
+__all__ = [
+    "AsOfQuery",
+    "AsyncAsOfQuery",
+    "AsyncCollection",
+    "AsyncGraph",
+    "AsyncSapixClient",
+    "Collection",
+    "Graph",
+    "GraphEdge",
+    "Record",
+    "SapixClient",
+    "SapixError",
+    "SapixNetworkError",
+    "SapixNotFoundError",
+    "SapixRateLimitError",
+    "StreamEvent",
+    "TraverseResult",
+    "WriteResult",
+]

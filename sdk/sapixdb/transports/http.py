@@ -1,0 +1,247 @@
+"""The HTTP transport: the current SapixDB wire protocol over one pooled httpx client.
+
+:data:`ROUTES` maps each engine operation to its method, path, query and body, so the same
+:class:`~sapixdb.transports.base.Request` the embedded transport runs in-process goes over
+the wire here. Every request carries ``Content-Type: application/json`` (even GET and DELETE,
+as real SapixDB clients do). Streams are Server-Sent Events; heartbeats are dropped here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from sapixdb.transports.base import AsyncResponse, AsyncTransport, Request, Response, Transport
+
+__all__ = ["ROUTES", "AsyncHTTPTransport", "HTTPTransport", "Route"]
+
+USER_AGENT = "sapixdb-python (decisiontrail)"
+# The server heartbeats every ~15 s; four missed heartbeats mean it is gone.
+STREAM_READ_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How one operation travels: method, path, query parameters and body."""
+
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    json: Any = None
+    content: bytes | None = None
+    raw_response: bool = False
+
+
+def _seg(value: Any) -> str:
+    """One path segment, with every reserved character escaped (a '/' cannot split it)."""
+    return quote(str(value), safe="")
+
+
+def _agent(args: Mapping[str, Any]) -> str:
+    return f"/v1/agents/{_seg(args['agent'])}"
+
+
+def _stream_route(a: Mapping[str, Any]) -> Route:
+    agents = a.get("agents")
+    params: dict[str, Any] = {}
+    if a.get("filter_field") is not None:
+        params["filter"] = a["filter_field"]
+    if agents is not None and len(agents) == 1:
+        if a.get("since") is not None:
+            params["since"] = a["since"]
+        return Route("GET", f"/v1/agents/{_seg(agents[0])}/stream", params)
+    if agents is not None:
+        params["agents"] = ",".join(agents)
+    return Route("GET", "/v1/stream", params)
+
+
+ROUTES: dict[str, Callable[[Mapping[str, Any]], Route]] = {
+    "health": lambda a: Route("GET", "/v1/health"),
+    "write": lambda a: Route("POST", f"{_agent(a)}/records/json", json={"data": a["data"]}),
+    "get": lambda a: Route("GET", f"{_agent(a)}/records/{_seg(a['ref'])}"),
+    "query": lambda a: Route("POST", f"{_agent(a)}/query", json=a["body"]),
+    "strand": lambda a: Route(
+        "GET",
+        f"{_agent(a)}/strand/records",
+        {k: a[k] for k in ("limit", "offset") if a.get(k) is not None},
+    ),
+    "delete": lambda a: Route("DELETE", f"{_agent(a)}/records/{_seg(a['ref'])}"),
+    "list_deleted": lambda a: Route("GET", f"{_agent(a)}/records/deleted"),
+    "restore": lambda a: Route("POST", f"{_agent(a)}/records/{_seg(a['ref'])}/restore"),
+    "verify": lambda a: Route("POST", f"{_agent(a)}/verify"),
+    "add_edge": lambda a: Route(
+        "POST",
+        f"/v1/{_seg(a['graph'])}/graph/edge",
+        json={k: a[k] for k in ("src", "dst", "edge_type", "weight")},
+    ),
+    "remove_edge": lambda a: Route(
+        "DELETE",
+        f"/v1/{_seg(a['graph'])}/graph/edge",
+        json={k: a[k] for k in ("src", "dst", "edge_type")},
+    ),
+    "traverse": lambda a: Route(
+        "GET",
+        f"/v1/{_seg(a['graph'])}/graph/traverse/{_seg(a['start'])}",
+        {"depth": a["depth"], "direction": a["direction"]},
+    ),
+    "edges": lambda a: Route("GET", f"/v1/{_seg(a['graph'])}/graph/edges/{_seg(a['node'])}"),
+    "stream": _stream_route,
+    "put_blob": lambda a: Route("PUT", "/v1/blobs", content=bytes(a["data"])),
+    "get_blob": lambda a: Route("GET", f"/v1/blobs/{_seg(a['ref'])}", raw_response=True),
+    "checkpoint": lambda a: Route("POST", "/v1/control/checkpoint"),
+}
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def _build(
+    client: httpx.Client | httpx.AsyncClient, route: Route, stream: bool, headers: dict[str, str]
+) -> httpx.Request:
+    content = route.content
+    if content is None and route.json is not None:
+        content = orjson.dumps(route.json)
+    timeout: Any = httpx.USE_CLIENT_DEFAULT
+    if stream:
+        timeout = httpx.Timeout(client.timeout.connect, read=STREAM_READ_TIMEOUT)
+    return client.build_request(
+        route.method, route.path, params=route.params, content=content, timeout=timeout,
+        headers=headers,
+    )  # fmt: skip
+
+
+def _body(route: Route, status: int, raw: bytes) -> Any:
+    if route.raw_response and 200 <= status < 300:
+        return raw
+    return orjson.loads(raw) if raw else {}
+
+
+class _SSEParser:
+    """Turns SSE lines into ``(event, data)`` pairs (data parsed as JSON)."""
+
+    def __init__(self) -> None:
+        self.event = "message"
+        self.data: list[str] = []
+
+    def feed(self, line: str) -> tuple[str, Any] | None:
+        if line == "":
+            if not self.data:
+                self.event = "message"
+                return None
+            event, data = self.event, "\n".join(self.data)
+            self.event, self.data = "message", []
+            return event, orjson.loads(data)
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self.event = value
+        elif name == "data":
+            self.data.append(value)
+        return None
+
+
+def _events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    parser = _SSEParser()
+    for line in lines:
+        frame = parser.feed(line)
+        if frame is not None and frame[0] != "heartbeat" and isinstance(frame[1], dict):
+            yield frame[1]
+
+
+class HTTPTransport(Transport):
+    """Talks to a SapixDB server (or ``python -m sapixdb.server``) at ``url``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self._owns_client = client is None
+        self._client = client or httpx.Client(base_url=url, timeout=timeout)
+        # Per-request headers: a client passed in (shared, or a test client) stays untouched.
+        self._headers = _headers(api_key)
+
+    def handle(self, request: Request) -> Response:
+        route = ROUTES[request.operation](request.args)
+        stream = request.operation == "stream"
+        response = self._client.send(
+            _build(self._client, route, stream, self._headers), stream=True
+        )
+        if not stream or response.status_code != 200:
+            try:
+                raw = response.read()
+            finally:
+                response.close()
+            return Response(response.status_code, _body(route, response.status_code, raw))
+        return Response(200, events=self._iterate(response))
+
+    @staticmethod
+    def _iterate(response: httpx.Response) -> Iterator[dict[str, Any]]:
+        try:
+            yield from _events(response.iter_lines())
+        finally:
+            response.close()
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+
+class AsyncHTTPTransport(AsyncTransport):
+    """The async twin of :class:`HTTPTransport` (one pooled ``httpx.AsyncClient``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(base_url=url, timeout=timeout)
+        # Per-request headers: a client passed in (shared, or a test client) stays untouched.
+        self._headers = _headers(api_key)
+
+    async def handle(self, request: Request) -> AsyncResponse:
+        route = ROUTES[request.operation](request.args)
+        stream = request.operation == "stream"
+        response = await self._client.send(
+            _build(self._client, route, stream, self._headers), stream=True
+        )
+        if not stream or response.status_code != 200:
+            try:
+                raw = await response.aread()
+            finally:
+                await response.aclose()
+            return AsyncResponse(response.status_code, _body(route, response.status_code, raw))
+        return AsyncResponse(200, events=self._iterate(response))
+
+    @staticmethod
+    async def _iterate(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+        parser = _SSEParser()
+        try:
+            async for line in response.aiter_lines():
+                frame = parser.feed(line)
+                if frame is not None and frame[0] != "heartbeat" and isinstance(frame[1], dict):
+                    yield frame[1]
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()

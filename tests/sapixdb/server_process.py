@@ -1,0 +1,75 @@
+"""A real ``python -m sapixdb.server`` process on 127.0.0.1 and a free port, for tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_server(directory: Path, *extra: str) -> ServerProcess:
+    """Start a server on a SQLite file in ``directory``; returns once /v1/health answers."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAPIX_")}
+    log_path = directory / "server.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sapixdb.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage",
+            f"sqlite:///{directory}/s.db",
+            *extra,
+        ],
+        cwd=directory,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        # A file, not a pipe: nobody reads the log during the session, and a full pipe
+        # would block the server.
+        stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log_path.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                log.close()  # the child keeps its own descriptor
+                return ServerProcess(process, url)
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    process.kill()
+    log.close()
+    raise RuntimeError("server did not become healthy within 30 s")
