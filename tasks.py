@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Project tasks that need nothing but Python 3.11+ and pip.
 
+    python3 tasks.py serve [args]         set up .venv if needed, start the service (embedded)
     python3 tasks.py test [pytest args]   set up .venv if needed, run the whole test suite
     python3 tasks.py lint                 ruff check, ruff format --check, mypy
     python3 tasks.py bench NAME [args]    run bench/NAME.py (e.g. ledgerstore)
@@ -22,7 +23,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".installed-from"
-TYPED_PACKAGES = ["sdk/ledgerstore", "service/decisiontrail"]
+TYPED_PACKAGES = ["sdk/ledgerstore", "sdk/sapixdb", "sdk/genesisdb", "service/decisiontrail"]
 
 
 def run(*args: str | Path) -> int:
@@ -50,6 +51,11 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted)
 
 
+def serve(args: list[str]) -> int:
+    ensure_environment()
+    return run(BIN / "decisiontrail", "serve", *args)
+
+
 def test(args: list[str]) -> int:
     ensure_environment()
     return run(PYTHON, "-m", "pytest", *args)
@@ -74,6 +80,8 @@ def bench(args: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     command, args = (argv[0], argv[1:]) if argv else ("help", [])
+    if command == "serve":
+        return serve(args)
     if command == "test":
         return test(args)
     if command == "lint":

@@ -133,6 +133,24 @@ class TrustRoot:
         }
 
     @classmethod
+    def from_public_key(cls, text: str, note_name: str) -> TrustRoot:
+        """A trust root of one Ed25519 public key (PEM or base64 raw), valid at all times."""
+        text = text.strip()
+        try:
+            if text.startswith("-----BEGIN"):
+                key = serialization.load_pem_public_key(text.encode())
+                if not isinstance(key, Ed25519PublicKey):
+                    raise KeyringError("the public key is not an Ed25519 key")
+                raw = _raw_public(key)
+            else:
+                raw = base64.b64decode(text, validate=True)
+                Ed25519PublicKey.from_public_bytes(raw)
+        except (ValueError, TypeError) as exc:
+            raise KeyringError(f"cannot read the public key: {exc}") from None
+        entry = PublicKey(key_id_for(raw), raw, datetime.min.replace(tzinfo=UTC))
+        return cls(note_name, {entry.key_id: entry})
+
+    @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrustRoot:
         if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
             raise KeyringError("a trust root is an object with a list of keys")

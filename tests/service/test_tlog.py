@@ -5,74 +5,84 @@ import random
 
 import pytest
 
-from decisiontrail.tlog import TileReader, full_tiles_completed, tiles_for_append
+from decisiontrail.tlog import (
+    TILE_WIDTH,
+    TileFrontier,
+    TileReader,
+    tiles_for_consistency,
+    tiles_for_inclusion,
+    tiles_for_root,
+)
 from ledgerstore import merkle
 
 
-class MemoryTiles:
+def leaf(i: int) -> bytes:
+    return merkle.leaf_hash(hashlib.sha256(str(i).encode()).digest())
+
+
+class Log:
+    """A tenant log as the ledger keeps it: full tiles in storage, the frontier in the head."""
+
     def __init__(self) -> None:
-        self.tiles: dict[tuple[int, int], bytes] = {}
-        self.leaf_hashes: list[bytes] = []
-        self.leaf_reads = 0
+        self.frontier = TileFrontier()
+        self.stored: dict[tuple[int, int], bytes] = {}
+        self.roots = [merkle.EMPTY_ROOT]
+        self.reference = merkle.CompactRange()
 
-    def tile(self, level: int, index: int) -> bytes | None:
-        return self.tiles.get((level, index))
+    def append(self, count: int) -> None:
+        for _ in range(count):
+            value = leaf(self.frontier.size)
+            for tile in self.frontier.append(value):
+                assert (tile.level, tile.index) not in self.stored, "a tile is written once"
+                assert len(tile.hashes) == 32 * TILE_WIDTH
+                self.stored[(tile.level, tile.index)] = tile.hashes
+            self.reference.append(value)
+            self.roots.append(self.reference.root())
 
-    def leaves(self, start: int, end: int) -> list[bytes]:
-        self.leaf_reads += end - start
-        return self.leaf_hashes[start:end]
-
-    def append(self, data: list[bytes]) -> None:
-        old = len(self.leaf_hashes)
-        self.leaf_hashes += [merkle.leaf_hash(d) for d in data]
-        for tile in tiles_for_append(self, old, self.leaf_hashes[old:]):
-            assert (tile.level, tile.index) not in self.tiles, "a tile is written once"
-            self.tiles[(tile.level, tile.index)] = tile.hashes
-
-
-def data(i: int) -> bytes:
-    return hashlib.sha256(str(i).encode()).digest()
-
-
-def test_full_tiles_completed() -> None:
-    assert full_tiles_completed(0, 255) == []
-    assert full_tiles_completed(255, 256) == [(0, 0)]
-    assert full_tiles_completed(0, 513) == [(0, 0), (0, 1)]
-    assert (1, 0) in full_tiles_completed(65535, 65536)
+    def reader(self, size: int, wanted: set[tuple[int, int]]) -> TileReader:
+        fetched = {key: self.stored[key] for key in wanted if key in self.stored}
+        return TileReader(size, fetched, self.frontier)
 
 
 @pytest.mark.parametrize("batch", [1, 7, 256, 5000])
 def test_roots_and_proofs_match_the_reference(batch: int) -> None:
-    store = MemoryTiles()
-    leaves: list[bytes] = []
-    reference = merkle.CompactRange()
-    roots = [merkle.EMPTY_ROOT]  # the reference root at every size
+    log = Log()
     rng = random.Random(batch)
-    while len(leaves) < (70_000 if batch == 5000 else 1_400):
-        chunk = [data(len(leaves) + i) for i in range(batch)]
-        store.append(chunk)
-        leaves += chunk
-        for item in chunk:
-            reference.append(merkle.leaf_hash(item))
-            roots.append(reference.root())
-        size = len(leaves)
-        reader = TileReader(store, size)
-        assert reader.root() == roots[size]
-        index = rng.randrange(size)
-        proof = reader.inclusion_proof(index)
-        merkle.verify_inclusion(index, size, merkle.leaf_hash(leaves[index]), proof, reader.root())
-        size1 = rng.randrange(1, size + 1)
-        merkle.verify_consistency(
-            size1, size, roots[size1], reader.root(),
-            reader.consistency_proof(size1),
-        )  # fmt: skip
-    assert len(store.tiles) == sum(len(leaves) // 256**k for k in range(1, 4))
+    while log.frontier.size < (70_000 if batch == 5000 else 1_400):
+        log.append(batch)
+        size = log.frontier.size
+        # Proofs at the current size and at an older one, fetching only the tiles named.
+        for at in (size, rng.randrange(1, size + 1)):
+            assert log.reader(at, tiles_for_root(at)).root() == log.roots[at]
+            index = rng.randrange(at)
+            proof = log.reader(at, tiles_for_inclusion(index, at)).inclusion_proof(index)
+            merkle.verify_inclusion(index, at, leaf(index), proof, log.roots[at])
+            size1 = rng.randrange(1, at + 1)
+            proof = log.reader(at, tiles_for_consistency(size1, at)).consistency_proof(size1)
+            merkle.verify_consistency(size1, at, log.roots[size1], log.roots[at], proof)
+    size = log.frontier.size
+    assert len(log.stored) == sum(size // TILE_WIDTH**k for k in range(1, 4))
 
 
-def test_proofs_read_at_most_a_tile_of_leaves() -> None:
-    store = MemoryTiles()
-    store.append([data(i) for i in range(100_000)])
-    store.leaf_reads = 0
-    reader = TileReader(store, 100_000)
-    reader.inclusion_proof(12_345)
-    assert store.leaf_reads <= 256
+def test_a_proof_needs_only_a_few_tiles() -> None:
+    size = 1_000_000
+    assert len(tiles_for_inclusion(123_456, size)) <= 6
+    assert len(tiles_for_consistency(654_321, size)) <= 8
+
+
+def test_the_frontier_round_trips_and_is_validated() -> None:
+    log = Log()
+    log.append(70_000)
+    again = TileFrontier.from_json(log.frontier.to_json())
+    assert again == log.frontier
+    broken = log.frontier.to_json()
+    broken["size"] = 70_001
+    with pytest.raises(ValueError):
+        TileFrontier.from_json(broken)
+
+
+def test_missing_tiles_are_an_error_not_a_wrong_answer() -> None:
+    log = Log()
+    log.append(600)
+    with pytest.raises(KeyError):
+        TileReader(600, {}, log.frontier).inclusion_proof(3)

@@ -1,0 +1,3 @@
+from decisiontrail.cli import main
+
+main()

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from sse_starlette.sse import EventSourceResponse
+
+from decisiontrail import decisions
+from decisiontrail.apikeys import Scope
+from decisiontrail.deps import IngestKey, ReadKey, StateDep
+from decisiontrail.errors import Unprocessable
+from decisiontrail.models import DecisionCreate
+
+router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+@router.post("", status_code=201)
+async def record_one(
+    decision: DecisionCreate,
+    key: IngestKey,
+    state: StateDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Record one decision; answers once it is durably stored, signed and chained."""
+    receipts = await decisions.record_decisions(
+        ledger=state.ledger, metrics=state.metrics, tenant=key.tenant, decisions=[decision],
+        idempotency_key=idempotency_key, endpoint="single",
+    )  # fmt: skip
+    return receipts[0].to_json()
+
+
+@router.post("/batch", status_code=201)
+async def record_batch(
+    batch: list[DecisionCreate],
+    key: IngestKey,
+    state: StateDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Record up to the configured batch size of decisions atomically."""
+    if not batch:
+        raise Unprocessable("the batch is empty")
+    if len(batch) > state.settings.max_batch_size:
+        raise Unprocessable(f"a batch holds at most {state.settings.max_batch_size} decisions")
+    receipts = await decisions.record_decisions(
+        ledger=state.ledger, metrics=state.metrics, tenant=key.tenant, decisions=batch,
+        idempotency_key=idempotency_key, endpoint="batch",
+    )  # fmt: skip
+    return {"data": [r.to_json() for r in receipts], "count": len(receipts)}
+
+
+@router.get("/stream", response_model=None)
+async def stream(
+    key: ReadKey,
+    state: StateDep,
+    after: Annotated[int | None, Query(ge=-1, description="resume after this log index")] = None,
+    agent: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Annotated[str | None, Query(max_length=50)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> EventSourceResponse:
+    """New decisions as Server-Sent Events (``id`` is the log index, for resuming)."""
+    if after is None and last_event_id is not None and last_event_id.isdigit():
+        after = int(last_event_id)
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async for receipt in state.ledger.follow(key.tenant, after):
+            decision = receipt.record["decision"]
+            if agent is not None and decision.get("agent") != agent:
+                continue
+            if kind is not None and decision.get("kind", "custom") != kind:
+                continue
+            body = {**receipt.to_json(), "decision": decision}
+            yield {"event": "decision", "id": str(receipt.log_index), "data": json.dumps(body)}
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.get("/{decision_id}")
+async def get_one(
+    decision_id: str,
+    key: ReadKey,
+    state: StateDep,
+    personal: Annotated[bool, Query(description="include personal values (read-personal)")] = False,
+) -> dict[str, Any]:
+    """A decision's sealed record; personal values only for keys allowed to read them."""
+    return await decisions.get_decision(
+        ledger=state.ledger, tenant=key.tenant, decision_id=decision_id,
+        with_personal=personal and key.allows(Scope.READ_PERSONAL),
+    )  # fmt: skip
+
+
+@router.get("/{decision_id}/proof")
+async def inclusion_proof(decision_id: str, key: ReadKey, state: StateDep) -> dict[str, Any]:
+    """An inclusion proof of the decision against the newest signed checkpoint."""
+    found = await decisions.get_decision(
+        ledger=state.ledger, tenant=key.tenant, decision_id=decision_id, with_personal=False
+    )
+    checkpoint = await state.ledger.checkpoint(key.tenant)
+    index = int(found["log_index"])
+    _, proof = await state.ledger.inclusion_proof(key.tenant, index, checkpoint.size)
+    return {
+        "decision_id": decision_id,
+        "log_index": index,
+        "tree_size": checkpoint.size,
+        "root": base64.b64encode(checkpoint.root).decode(),
+        "proof": [base64.b64encode(h).decode() for h in proof],
+        "checkpoint": checkpoint.note,
+    }

@@ -1,0 +1,85 @@
+"""Checkpoints, consistency proofs and verification."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from decisiontrail.deps import AuditKey, ReadKey, StateDep
+from decisiontrail.errors import NotFound, Unprocessable
+from decisiontrail.ledger import LedgerError
+from decisiontrail.verification import CheckpointError, open_checkpoint, verify_records
+
+router = APIRouter(tags=["integrity"])
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+@router.get("/v1/checkpoints/latest")
+async def latest_checkpoint(key: ReadKey, state: StateDep) -> dict[str, Any]:
+    """A signed C2SP checkpoint of the tenant's log as it is now (issued on demand)."""
+    checkpoint = await state.ledger.checkpoint(key.tenant)
+    return {"origin": checkpoint.origin, "size": checkpoint.size, "root": _b64(checkpoint.root),
+            "note": checkpoint.note}  # fmt: skip
+
+
+@router.get("/v1/checkpoints/{size}")
+async def checkpoint_by_size(size: int, key: ReadKey, state: StateDep) -> dict[str, Any]:
+    """The signed checkpoint issued at ``size``, if one was."""
+    note = await state.ledger.stored_checkpoint(key.tenant, size)
+    if note is None:
+        raise NotFound(f"no checkpoint was issued at size {size}")
+    opened = open_checkpoint(note, state.keyring.trust)
+    return {"origin": opened.origin, "size": opened.size, "root": _b64(opened.root), "note": note}
+
+
+@router.get("/v1/proofs/consistency")
+async def consistency(
+    key: ReadKey,
+    state: StateDep,
+    from_size: Annotated[int, Query(alias="from", ge=1)],
+    to_size: Annotated[int | None, Query(alias="to", ge=1)] = None,
+) -> dict[str, Any]:
+    """A consistency proof from tree size ``from`` to ``to`` (default: now)."""
+    try:
+        size, proof = await state.ledger.consistency_proof(key.tenant, from_size, to_size)
+        _, old_root = await state.ledger.tree_root(key.tenant, from_size)
+        _, new_root = await state.ledger.tree_root(key.tenant, size)
+    except (LedgerError, ValueError) as exc:
+        raise Unprocessable(str(exc)) from None
+    return {"from": from_size, "to": size, "from_root": _b64(old_root), "to_root": _b64(new_root),
+            "proof": [_b64(h) for h in proof]}  # fmt: skip
+
+
+class VerifyRequest(BaseModel):
+    trusted_checkpoint: str | None = Field(
+        None, max_length=100_000, description="a signed checkpoint note the caller trusts"
+    )
+
+
+@router.post("/v1/verify")
+async def verify(body: VerifyRequest, key: AuditKey, state: StateDep) -> dict[str, Any]:
+    """Check every record, chain, signature and checkpoint of the tenant's log."""
+    trust = state.keyring.trust
+    trusted = None
+    if body.trusted_checkpoint:
+        try:
+            trusted = open_checkpoint(
+                body.trusted_checkpoint, trust, state.ledger.checkpoint_origin(key.tenant)
+            )
+        except CheckpointError as exc:
+            raise Unprocessable(f"the trusted checkpoint does not verify: {exc}") from None
+    checkpoints = [
+        open_checkpoint(note, trust) for note in await state.ledger.stored_checkpoints(key.tenant)
+    ]
+    records = [receipt.record async for receipt in state.ledger.records(key.tenant)]
+    report = verify_records(
+        records, tenant=key.tenant, trust=trust, checkpoints=checkpoints, trusted=trusted
+    )
+    state.metrics.verifications.labels("ok" if report.ok else "failed").inc()
+    return report.to_json()

@@ -1,0 +1,52 @@
+"""Compliance reports as JSON, CSV or HTML, signed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from decisiontrail import compliance, reports
+from decisiontrail.deps import AuditKey, StateDep
+from decisiontrail.errors import Unprocessable
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+
+@router.get("/compliance", response_model=None)
+async def compliance_report(
+    key: AuditKey,
+    state: StateDep,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+    agent: Annotated[str | None, Query(max_length=200)] = None,
+    format: Literal["json", "csv", "html"] = "json",
+) -> dict[str, Any] | Response:
+    """What the AI decided in a period, who reviewed it, and the proof nothing changed since."""
+    period_to = to or datetime.now(UTC) + timedelta(seconds=1)
+    period_from = from_ or period_to - timedelta(days=30)
+    if period_from.tzinfo is None or period_to.tzinfo is None:
+        raise Unprocessable("from and to need a time zone (for example a trailing Z)")
+    if period_from >= period_to:
+        raise Unprocessable("from must be before to")
+    report = await compliance.build_report(
+        ledger=state.ledger, keyring=state.keyring, tenant=key.tenant, period_from=period_from,
+        period_to=period_to, agent=agent, retention_days=state.settings.retention_days,
+    )  # fmt: skip
+    body = reports.render_json(report)
+    signature = compliance.sign_report(body, state.keyring)
+    if format == "json":
+        return {"report": body, "signature": signature}
+    headers = {
+        "X-Report-Sha256": signature["sha256"],
+        "X-Report-Key-Id": signature["key_id"],
+        "X-Report-Signature": signature["signature"],
+    }
+    if format == "csv":
+        return Response(
+            "\ufeff" + reports.render_csv(report), media_type="text/csv; charset=utf-8",
+            headers={**headers, "Content-Disposition": 'attachment; filename="compliance.csv"'},
+        )  # fmt: skip
+    return Response(reports.render_html(report), media_type="text/html; charset=utf-8",
+                    headers=headers)  # fmt: skip

@@ -1,0 +1,280 @@
+"""The ``decisiontrail`` command: serve, manage keys, verify, export."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from decisiontrail import bundle
+from decisiontrail.apikeys import Scope
+from decisiontrail.config import Settings
+from decisiontrail.records import format_time
+from decisiontrail.signing import Keyring, KeyringError, TrustRoot
+from decisiontrail.state import ServiceState
+from decisiontrail.verification import CheckpointError, open_checkpoint, verify_records
+
+app = typer.Typer(help="DecisionTrail: a tamper-evident audit trail for AI agents' decisions.")
+keys_app = typer.Typer(help="API keys (stored hashed).")
+signing_app = typer.Typer(help="Ed25519 signing keys.")
+app.add_typer(keys_app, name="keys")
+app.add_typer(signing_app, name="signing-keys")
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(work: Callable[[ServiceState], Awaitable[T]]) -> T:
+    async def main() -> T:
+        state = await ServiceState.open(Settings())
+        try:
+            return await work(state)
+        finally:
+            await state.close()
+
+    return asyncio.run(main())
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=errors, transient=False,
+    )  # fmt: skip
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+) -> None:
+    """Run the service (embedded storage unless configured otherwise)."""
+    import uvicorn
+
+    from decisiontrail.app import create_app
+
+    settings = Settings()
+    state = asyncio.run(ServiceState.open(settings))
+    created = state.created_signing_key
+    has_keys = bool(asyncio.run(_list_keys(state)))
+    asyncio.run(state.close())
+    bind_host, bind_port = host or settings.host, port or settings.port
+    console.print(f"[bold]DecisionTrail[/bold] on http://{bind_host}:{bind_port}")
+    console.print(f"  data:        {settings.data_dir.resolve()}")
+    console.print(f"  Genesis DB:  {settings.genesisdb_location}")
+    console.print(f"  SapixDB:     {settings.sapixdb_location}")
+    console.print(f"  signing key: {settings.key_directory}" + (" (new)" if created else ""))
+    if not has_keys:
+        console.print(
+            "  No API keys yet. Create one (in another terminal, same directory):\n"
+            f"    decisiontrail keys create --tenant {settings.default_tenant} "
+            "--scope ingest --scope read --scope audit"
+        )
+    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="warning")
+
+
+async def _list_keys(state: ServiceState) -> list[Any]:
+    return await state.keys.list()
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="the tenant the key belongs to")],
+    scope: Annotated[list[Scope], typer.Option(help="repeat for several scopes")],
+    label: Annotated[str, typer.Option(help="what the key is for")] = "",
+    expires_in_days: Annotated[float | None, typer.Option(min=0)] = None,
+    rate: Annotated[float | None, typer.Option(help="requests a second", min=0)] = None,
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+
+    async def work(state: ServiceState) -> tuple[str, Any]:
+        return await state.keys.create(
+            tenant=tenant, scopes=frozenset(scope), label=label, expires_at=expires,
+            rate_limit_per_second=rate,
+        )  # fmt: skip
+
+    text, key = _run(work)
+    errors.print(f"key {key.key_id} for tenant {tenant!r} ({', '.join(sorted(key.scopes))}):")
+    print(text)
+    errors.print("[yellow]Store it now: it cannot be shown again.[/yellow]")
+
+
+@keys_app.command("list")
+def keys_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """List API keys (never their secrets)."""
+
+    async def work(state: ServiceState) -> list[Any]:
+        return await state.keys.list(tenant)
+
+    table = Table("key id", "tenant", "label", "scopes", "created", "expires", "revoked")
+    for key in _run(work):
+        view = key.public()
+        table.add_row(view["key_id"], view["tenant"], view["label"], ", ".join(view["scopes"]),
+                      view["created_at"], str(view["expires_at"] or "—"),
+                      str(view["revoked_at"] or "—"))  # fmt: skip
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key at once."""
+
+    async def work(state: ServiceState) -> Any:
+        return await state.keys.revoke(key_id)
+
+    if _run(work) is None:
+        errors.print(f"no key {key_id}")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
+
+
+@signing_app.command("rotate")
+def signing_rotate() -> None:
+    """Retire the current signing key and start a new one (old signatures stay valid)."""
+    settings = Settings()
+    keyring, _ = Keyring.load_or_create(settings.key_directory, settings.log_origin)
+    new = keyring.rotate(settings.key_directory)
+    console.print(f"new signing key {new.key_id}; restart the service to use it")
+
+
+@signing_app.command("export")
+def signing_export(
+    output: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
+) -> None:
+    """Export the trust root: every public key with its validity window."""
+    settings = Settings()
+    keyring, _ = Keyring.load_or_create(settings.key_directory, settings.log_origin)
+    text = json.dumps(keyring.trust.to_json(), indent=2)
+    if output:
+        output.write_text(text + "\n")
+    else:
+        print(text)
+
+
+def _trust_from(
+    public_key: Path | None, trust_root: Path | None, note_name: str
+) -> TrustRoot | None:
+    try:
+        if trust_root is not None:
+            return TrustRoot.from_json(json.loads(trust_root.read_text()))
+        if public_key is not None:
+            return TrustRoot.from_public_key(public_key.read_text(), note_name)
+    except (OSError, ValueError, KeyringError) as exc:
+        errors.print(f"[red]cannot read the key: {exc}[/red]")
+        raise typer.Exit(2) from None
+    return None
+
+
+@app.command()
+def verify(
+    tenant: Annotated[str | None, typer.Option(help="tenant to verify (online)")] = None,
+    bundle_path: Annotated[
+        Path | None, typer.Option("--bundle", help="verify an export offline")
+    ] = None,
+    trusted_checkpoint: Annotated[
+        Path | None, typer.Option(help="a checkpoint note you trust")
+    ] = None,
+    public_key: Annotated[
+        Path | None, typer.Option(help="Ed25519 public key (PEM or base64)")
+    ] = None,
+    trust_root: Annotated[Path | None, typer.Option(help="exported trust root (JSON)")] = None,
+) -> None:
+    """Verify records, chains, signatures and checkpoints; exit 1 on the first problem."""
+    pinned = trusted_checkpoint.read_text() if trusted_checkpoint else None
+    if bundle_path is not None:
+        _verify_bundle(bundle_path, pinned, public_key, trust_root)
+        return
+    settings = Settings()
+    name = tenant or settings.default_tenant
+
+    async def work(state: ServiceState) -> dict[str, Any]:
+        trust = _trust_from(public_key, trust_root, state.keyring.note_name) or state.keyring.trust
+        origin = state.ledger.checkpoint_origin(name)
+        try:
+            pinned_cp = open_checkpoint(pinned, trust, origin) if pinned else None
+            notes = await state.ledger.stored_checkpoints(name)
+            checkpoints = [open_checkpoint(note, trust, origin) for note in notes]
+        except CheckpointError as exc:
+            return {"ok": False, "first_problem": {"reason": "bad_checkpoint", "detail": str(exc)}}
+        records = [receipt.record async for receipt in state.ledger.records(name)]
+        report = verify_records(
+            records, tenant=name, trust=trust, checkpoints=checkpoints, trusted=pinned_cp
+        )
+        return report.to_json()
+
+    _finish(_run(work))
+
+
+def _verify_bundle(
+    path: Path, pinned: str | None, public_key: Path | None, trust_root: Path | None
+) -> None:
+    header = next(bundle.read_bundle(path), {})
+    trust = _trust_from(public_key, trust_root, str(header.get("note_name", "")))
+    with _progress() as progress:
+        task = progress.add_task("verifying", total=int(header.get("records", 0)) or None)
+        try:
+            result = bundle.verify_bundle(
+                path, trust=trust, trusted_checkpoint=pinned,
+                progress=lambda n: progress.update(task, completed=n),
+            )  # fmt: skip
+        except (bundle.BundleError, KeyringError) as exc:
+            errors.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+    if result.used_bundled_trust_root:
+        errors.print("[yellow]no --public-key given: trusting the key inside the bundle[/yellow]")
+    _finish(result.to_json())
+
+
+def _finish(report: dict[str, Any]) -> None:
+    print(json.dumps(report, indent=2))
+    if not report.get("ok"):
+        problem = report.get("first_problem") or {}
+        errors.print(f"[red]FAILED: {problem.get('reason')}: {problem.get('detail')}[/red]")
+        raise typer.Exit(1)
+    errors.print("[green]verified[/green]")
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option(help="bundle file (.jsonl or .jsonl.gz)")],
+    tenant: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Write a self-contained bundle: records, checkpoints and public keys."""
+    settings = Settings()
+    name = tenant or settings.default_tenant
+
+    async def work(state: ServiceState) -> int:
+        checkpoint = await state.ledger.checkpoint(name)
+        notes = await state.ledger.stored_checkpoints(name)
+
+        async def records() -> Any:
+            async for receipt in state.ledger.records(name):
+                yield receipt.record
+
+        with _progress() as progress:
+            task = progress.add_task("exporting", total=checkpoint.size)
+            return await bundle.export(
+                output, tenant=name, origin=state.ledger.checkpoint_origin(name),
+                trust=state.keyring.trust, exported_at=format_time(datetime.now(UTC)),
+                notes=notes, records=records(), count=checkpoint.size,
+                progress=lambda n: progress.update(task, completed=n),
+            )  # fmt: skip
+
+    written = _run(work)
+    errors.print(f"wrote {written} records to {output}")
+
+
+def main() -> None:
+    app(prog_name="decisiontrail")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""GDPR art. 17 erasure: every personal value about a data subject, gone from the stores,
+with a signed receipt, the erasure itself recorded as a decision, and legal holds respected."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from decisiontrail.canonical import canonical_json
+from decisiontrail.errors import LegalHold
+from decisiontrail.ledger import Ledger, PreparedDecision
+from decisiontrail.metrics import Metrics
+from decisiontrail.records import format_time
+from decisiontrail.signing import RECEIPT_DOMAIN, Keyring
+
+ERASURE_AGENT = "decisiontrail"
+ERASURE_ACTION = "gdpr.erasure"
+
+
+async def erase_subject(
+    *, ledger: Ledger, keyring: Keyring, metrics: Metrics, tenant: str, subject_id: str
+) -> dict[str, Any]:
+    """Erase a subject's personal data in the tenant; returns the signed receipt."""
+    if await ledger.legal_hold(tenant, subject_id):
+        raise LegalHold("a legal hold is placed on this data subject; release it first")
+    decision_ids, erased = await ledger.erase_subject(tenant, subject_id)
+    erased_at = datetime.now(UTC)
+    record = await ledger.record(
+        tenant,
+        [
+            PreparedDecision(
+                {
+                    "agent": ERASURE_AGENT,
+                    "action": ERASURE_ACTION,
+                    "kind": "custom",
+                    "metadata": {"decisions": decision_ids, "values_erased": erased},
+                },
+                [],
+            )
+        ],
+    )
+    receipt: dict[str, Any] = {
+        "receipt_id": record[0].record["id"],
+        "tenant": tenant,
+        "erased_at": format_time(erased_at),
+        "decisions": decision_ids,
+        "values_erased": erased,
+        "erasure_record_hash": record[0].record["hash"],
+    }
+    digest = hashlib.sha256(canonical_json(receipt)).digest()
+    key_id, signature = keyring.sign(RECEIPT_DOMAIN, digest)
+    metrics.erasures.inc()
+    return {**receipt, "key_id": key_id, "signature": base64.b64encode(signature).decode()}

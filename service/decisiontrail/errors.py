@@ -1,0 +1,133 @@
+"""The service's errors and their RFC 9457 problem+json rendering, in one place.
+
+Every error a client can see has a stable ``code``. Validation errors become 422 with the
+offending fields (never their values: they may be personal data); anything unexpected becomes
+a 500 problem without internals, logged with its request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_TYPE = "application/problem+json"
+log = logging.getLogger("decisiontrail")
+
+
+class ServiceError(Exception):
+    """A domain error with its HTTP status and stable code."""
+
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class Unauthorized(ServiceError):
+    status, code, title = 401, "unauthorized", "Missing or invalid API key"
+
+
+class Forbidden(ServiceError):
+    status, code, title = 403, "forbidden", "The API key lacks the scope"
+
+
+class NotFound(ServiceError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(ServiceError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class LegalHold(Conflict):
+    code, title = "legal_hold", "A legal hold prevents this"
+
+
+class PayloadTooLarge(ServiceError):
+    status, code, title = 413, "payload_too_large", "Request body too large"
+
+
+class Unprocessable(ServiceError):
+    status, code, title = 422, "validation_error", "The request is not valid"
+
+
+class RateLimited(ServiceError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class StoreUnavailable(ServiceError):
+    status, code, title = 503, "store_unavailable", "Storage is unavailable; retry"
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": f"https://decisiontrail.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    if instance:
+        body["instance"] = instance
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Where and why, without the input values (they may hold personal data)."""
+    return [
+        {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", ""))}
+        for error in exc.errors()
+    ]
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return problem(
+            exc.status, exc.code, exc.title, exc.detail, instance=request.url.path,
+            headers=exc.headers, **exc.extra,
+        )  # fmt: skip
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem(
+            422, "validation_error", "The request is not valid",
+            "see errors for the fields that are wrong", instance=request.url.path,
+            errors=_validation_errors(exc),
+        )  # fmt: skip
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(
+            exc.status_code, code, str(exc.detail), str(exc.detail), instance=request.url.path,
+            headers=dict(exc.headers or {}),
+        )  # fmt: skip
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", extra={"path": request.url.path})
+        return problem(
+            500, "internal_error", "Internal error", "an unexpected error occurred",
+            instance=request.url.path,
+        )  # fmt: skip

@@ -1,0 +1,578 @@
+"""The decision ledger: sealing, chaining and committing decisions through Genesis DB, the
+source of truth, with each tenant's transparency log persisted as tiles beside them.
+
+Events (Genesis DB subjects; agent names are percent-encoded, data-subject ids never appear —
+only ``HMAC-SHA256(pepper, id)`` pseudonyms):
+
+- ``/tenants/{t}/agents/{a}/decisions/{id}``  ``io.decisiontrail.decision.recorded``:
+  ``{"record": <sealed record>, "log_index": n}``
+- ``/tenants/{t}/decisions/{id}``  ``io.decisiontrail.decision.indexed``: the agent and log
+  index, so a decision is found by id with two indexed lookups
+- ``/tenants/{t}/personal/{id}``  ``io.decisiontrail.personal.stored`` — stored as reference
+  (erasable): the decision's personal values with their salts
+- ``/data-subjects/{pseudonym}/tenants/{t}/decisions/{id}``  ``io.decisiontrail.subject.linked``
+  — stored as
+  reference: the clear subject id, tenant and decision id
+- ``/tenants/{t}/log/{start}``  ``io.decisiontrail.log.batch``: where a batch starts, how many
+  records it holds, and the tile frontier after it (the unfinished tile of every level)
+- ``/tenants/{t}/chains/{a}``  ``io.decisiontrail.chain.head``: a chain's next sequence number
+  and last hash, after every batch that touched it
+- ``/tenants/{t}/tiles/{level}/{index}``  ``io.decisiontrail.tile``: a full tlog tile
+- ``/tenants/{t}/idempotency/{sha256(key)}``  ``io.decisiontrail.idempotency``
+
+Each batch is one ``commit_events`` guarded by ``isSubjectNew`` on its ``log/{start}`` subject
+and on its idempotency subject. Batches start exactly where the previous one ended, so a writer
+whose view of the head is stale claims a start that is taken and its commit fails as a whole;
+it reloads the head and retries. That makes the chains and the log safe with any number of
+service replicas on one Genesis DB, and a retried request with the same Idempotency-Key returns
+the decisions it first created instead of new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import uuid_utils
+
+from decisiontrail.records import (
+    GENESIS_HASH,
+    PersonalValue,
+    format_time,
+    leaf_data,
+    seal,
+    split_personal,
+)
+from decisiontrail.signing import Keyring
+from decisiontrail.tlog import (
+    TileFrontier,
+    TileReader,
+    tiles_for_consistency,
+    tiles_for_inclusion,
+    tiles_for_root,
+)
+from decisiontrail.verification import SignedCheckpoint
+from genesisdb import Client, PreconditionFailedError
+from genesisdb.events import to_dict
+from ledgerstore import merkle
+
+SOURCE = "decisiontrail"
+DECISION_TYPE = "io.decisiontrail.decision.recorded"
+INDEX_TYPE = "io.decisiontrail.decision.indexed"
+PERSONAL_TYPE = "io.decisiontrail.personal.stored"
+SUBJECT_LINK_TYPE = "io.decisiontrail.subject.linked"
+BATCH_TYPE = "io.decisiontrail.log.batch"
+CHAIN_HEAD_TYPE = "io.decisiontrail.chain.head"
+TILE_TYPE = "io.decisiontrail.tile"
+IDEMPOTENCY_TYPE = "io.decisiontrail.idempotency"
+CHECKPOINT_TYPE = "io.decisiontrail.checkpoint"
+HOLD_PLACED_TYPE = "io.decisiontrail.legal-hold.placed"
+HOLD_RELEASED_TYPE = "io.decisiontrail.legal-hold.released"
+MAX_CLAIM_RETRIES = 20
+
+
+class LedgerError(Exception):
+    """The ledger cannot do what was asked."""
+
+
+class ConflictRetriesExhaustedError(LedgerError):
+    """Other writers kept moving the head; the caller may retry later."""
+
+
+def tenant_path(tenant: str) -> str:
+    return f"/tenants/{quote(tenant, safe='')}"
+
+
+def decision_subject(tenant: str, agent: str, decision_id: str) -> str:
+    return f"{tenant_path(tenant)}/agents/{quote(agent, safe='')}/decisions/{decision_id}"
+
+
+def load_pepper(directory: Path) -> bytes:
+    """The secret that turns data-subject ids into pseudonyms (created on first use, 0600)."""
+    path = directory / "subject-pepper"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = path.open("xb")
+        with descriptor:
+            path.chmod(0o600)
+            descriptor.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+@dataclass
+class TenantHead:
+    """What a writer needs to append: every chain's head and the log's tile frontier."""
+
+    chains: dict[str, tuple[int, str]] = field(default_factory=dict)  # agent -> (next seq, hash)
+    frontier: TileFrontier = field(default_factory=TileFrontier)
+
+    @property
+    def size(self) -> int:
+        return self.frontier.size
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the client gets back for a recorded decision."""
+
+    record: dict[str, Any]
+    log_index: int
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.record
+        return {
+            "id": r["id"],
+            "tenant": r["tenant"],
+            "chain": r["chain"],
+            "sequence": r["sequence"],
+            "log_index": self.log_index,
+            "hash": r["hash"],
+            "prev_hash": r["prev_hash"],
+            "signature": r["signature"],
+            "key_id": r["key_id"],
+            "recorded_at": r["recorded_at"],
+        }
+
+
+@dataclass(frozen=True)
+class PreparedDecision:
+    """A client's decision (as a plain JSON object) and its personal-field paths."""
+
+    decision: dict[str, Any]
+    personal: Sequence[str]
+
+
+class _TileCache:
+    """Full tiles never change: keep the recently used ones."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self.items: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+
+    def get(self, key: tuple[str, int, int]) -> bytes | None:
+        value = self.items.get(key)
+        if value is not None:
+            self.items.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[str, int, int], value: bytes) -> None:
+        self.items[key] = value
+        if len(self.items) > self.capacity:
+            self.items.popitem(last=False)
+
+
+class Ledger:
+    """Records decisions for any number of tenants through one Genesis DB client."""
+
+    def __init__(self, genesis: Client, keyring: Keyring, *, origin: str, pepper: bytes) -> None:
+        self.genesis = genesis
+        self.keyring = keyring
+        self.origin = origin
+        self.pepper = pepper
+        self._heads: dict[str, TenantHead] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tiles = _TileCache()
+
+    def tenants(self) -> list[str]:
+        """The tenants this process has read or written."""
+        return list(self._heads)
+
+    def checkpoint_origin(self, tenant: str) -> str:
+        return f"{self.origin}/{tenant}"
+
+    def pseudonym(self, subject_id: str) -> str:
+        return hmac.new(self.pepper, subject_id.encode(), hashlib.sha256).hexdigest()
+
+    def subject_path(self, tenant: str, subject_id: str) -> str:
+        """Where a data subject's links within one tenant live (no clear id in the path)."""
+        return f"/data-subjects/{self.pseudonym(subject_id)}/tenants/{quote(tenant, safe='')}"
+
+    # --- data subjects -----------------------------------------------------------------------
+
+    async def subject_decisions(self, tenant: str, subject_id: str) -> list[str]:
+        """The ids of the tenant's decisions linked to a data subject (erased links included)."""
+        events = await self.genesis.stream_events(self.subject_path(tenant, subject_id))
+        links = [to_dict(e) for e in events]
+        return [e["subject"].rsplit("/", 1)[-1] for e in links if e["type"] == SUBJECT_LINK_TYPE]
+
+    async def legal_hold(self, tenant: str, subject_id: str) -> bool:
+        events = await self.genesis.stream_events(f"{self.subject_path(tenant, subject_id)}/hold")
+        return bool(events) and to_dict(events[-1])["type"] == HOLD_PLACED_TYPE
+
+    async def set_legal_hold(self, tenant: str, subject_id: str, *, placed: bool) -> None:
+        kind = HOLD_PLACED_TYPE if placed else HOLD_RELEASED_TYPE
+        subject = f"{self.subject_path(tenant, subject_id)}/hold"
+        when = format_time(datetime.now(UTC))
+        await self.genesis.commit_events([self._event(subject, kind, {"at": when})])
+
+    async def erase_subject(self, tenant: str, subject_id: str) -> tuple[list[str], int]:
+        """Erase every personal value of the subject's decisions and the subject's links.
+
+        Returns the decision ids and the number of erased values. Hashes, chains, signatures
+        and proofs are untouched: records hold only salted commitments.
+        """
+        decision_ids = await self.subject_decisions(tenant, subject_id)
+        erased = 0
+        for decision_id in decision_ids:
+            erased += await self.genesis.erase_data(f"{tenant_path(tenant)}/personal/{decision_id}")
+        erased += await self.genesis.erase_data(self.subject_path(tenant, subject_id))
+        return decision_ids, erased
+
+    # --- the head ----------------------------------------------------------------------------
+
+    async def head(self, tenant: str, *, reload: bool = False) -> TenantHead:
+        if reload or tenant not in self._heads:
+            self._heads[tenant] = await self._load_head(tenant)
+        return self._heads[tenant]
+
+    async def _load_head(self, tenant: str) -> TenantHead:
+        path = f"{tenant_path(tenant)}/log"
+        rows = await self.genesis.q(
+            f"STREAM e FROM events WHERE e.subject UNDER '{path}' AND e.type == '{BATCH_TYPE}' "
+            "ORDER BY e.time DESC LIMIT 1 MAP e.data.frontier"
+        )
+        frontier = TileFrontier() if not rows else TileFrontier.from_json(rows[0])
+        heads = await self.genesis.stream_events(
+            f"{tenant_path(tenant)}/chains", {"latest_by_event_type": CHAIN_HEAD_TYPE}
+        )
+        chains: dict[str, tuple[int, str]] = {}
+        for event in heads:
+            data = to_dict(event)["data"]
+            chains[str(data["chain"])] = (int(data["next_sequence"]), str(data["hash"]))
+        return TenantHead(chains, frontier)
+
+    # --- writing -----------------------------------------------------------------------------
+
+    async def record(
+        self,
+        tenant: str,
+        decisions: Sequence[PreparedDecision],
+        *,
+        idempotency_key: str | None = None,
+    ) -> list[Receipt]:
+        """Seal, chain and commit decisions as one batch; retried claims never fork a chain."""
+        lock = self._locks.setdefault(tenant, asyncio.Lock())
+        async with lock:
+            for _ in range(MAX_CLAIM_RETRIES):
+                if idempotency_key is not None:
+                    earlier = await self._idempotent_result(tenant, idempotency_key)
+                    if earlier is not None:
+                        return earlier
+                head = await self.head(tenant)
+                events, preconditions, receipts, new_head = await self._batch(
+                    tenant, head, decisions, idempotency_key
+                )
+                try:
+                    await self.genesis.commit_events(events, preconditions)
+                except PreconditionFailedError:
+                    await self.head(tenant, reload=True)  # someone else wrote: catch up, retry
+                    continue
+                self._heads[tenant] = new_head
+                return receipts
+        raise ConflictRetriesExhaustedError("the log head kept moving; retry the request")
+
+    async def _batch(
+        self,
+        tenant: str,
+        head: TenantHead,
+        decisions: Sequence[PreparedDecision],
+        idempotency_key: str | None,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Receipt], TenantHead]:
+        now = datetime.now(UTC)
+        chains = dict(head.chains)
+        events: list[dict[str, Any]] = []
+        receipts: list[Receipt] = []
+        leaves: list[bytes] = []
+        for offset, prepared in enumerate(decisions):
+            agent = str(prepared.decision["agent"])
+            sequence, prev_hash = chains.get(agent, (0, GENESIS_HASH))
+            committed, personal = split_personal(prepared.decision, prepared.personal)
+            decision_id = str(uuid_utils.uuid7())
+            record = seal(
+                decision=committed, record_id=decision_id, tenant=tenant, chain=agent,
+                sequence=sequence, prev_hash=prev_hash, recorded_at=now, keyring=self.keyring,
+            )  # fmt: skip
+            chains[agent] = (sequence + 1, record["hash"])
+            log_index = head.size + offset
+            receipts.append(Receipt(record, log_index))
+            leaves.append(merkle.leaf_hash(leaf_data(record)))
+            events.append(
+                self._event(
+                    decision_subject(tenant, agent, decision_id),
+                    DECISION_TYPE,
+                    {"record": record, "log_index": log_index},
+                )
+            )
+            events.append(
+                self._event(
+                    f"{tenant_path(tenant)}/decisions/{decision_id}",
+                    INDEX_TYPE,
+                    {"agent": agent, "log_index": log_index},
+                )
+            )
+            events.extend(self._personal_events(tenant, decision_id, prepared, personal))
+        frontier = TileFrontier.from_json(head.frontier.to_json())  # a copy to advance
+        for tile in frontier.extend(leaves):
+            events.append(
+                self._event(
+                    f"{tenant_path(tenant)}/tiles/{tile.level}/{tile.index}",
+                    TILE_TYPE,
+                    {"hashes": base64.b64encode(tile.hashes).decode()},
+                )
+            )
+        for agent in dict.fromkeys(str(d.decision["agent"]) for d in decisions):
+            next_sequence, last_hash = chains[agent]
+            events.append(
+                self._event(
+                    f"{tenant_path(tenant)}/chains/{quote(agent, safe='')}",
+                    CHAIN_HEAD_TYPE,
+                    {"chain": agent, "next_sequence": next_sequence, "hash": last_hash},
+                )
+            )
+        start = f"{tenant_path(tenant)}/log/{head.size}"
+        batch = {"start": head.size, "count": len(decisions), "frontier": frontier.to_json()}
+        events.append(self._event(start, BATCH_TYPE, batch))
+        new_head = TenantHead(chains, frontier)
+        preconditions = [{"type": "isSubjectNew", "payload": {"subject": start}}]
+        if idempotency_key is not None:
+            key_subject = self._idempotency_subject(tenant, idempotency_key)
+            ids = [receipt.record["id"] for receipt in receipts]
+            events.append(self._event(key_subject, IDEMPOTENCY_TYPE, {"decision_ids": ids}))
+            preconditions.append({"type": "isSubjectNew", "payload": {"subject": key_subject}})
+        return events, preconditions, receipts, new_head
+
+    def _personal_events(
+        self,
+        tenant: str,
+        decision_id: str,
+        prepared: PreparedDecision,
+        personal: list[PersonalValue],
+    ) -> list[dict[str, Any]]:
+        if not personal:
+            return []
+        values = [
+            {"path": p.path, "value": p.value, "salt": base64.b64encode(p.salt).decode()}
+            for p in personal
+        ]
+        events = [
+            self._event(
+                f"{tenant_path(tenant)}/personal/{decision_id}",
+                PERSONAL_TYPE,
+                {"decision_id": decision_id, "values": values},
+                erasable=True,
+            )
+        ]
+        for subject_id in prepared.decision.get("data_subjects") or []:
+            events.append(
+                self._event(
+                    f"{self.subject_path(tenant, str(subject_id))}/decisions/{decision_id}",
+                    SUBJECT_LINK_TYPE,
+                    {"subject_id": subject_id, "tenant": tenant, "decision_id": decision_id},
+                    erasable=True,
+                )
+            )
+        return events
+
+    @staticmethod
+    def _event(
+        subject: str, event_type: str, data: dict[str, Any], *, erasable: bool = False
+    ) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "source": SOURCE,
+            "subject": subject,
+            "type": event_type,
+            "data": data,
+        }
+        if erasable:
+            event["options"] = {"store_data_as_reference": True}
+        return event
+
+    def _idempotency_subject(self, tenant: str, key: str) -> str:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return f"{tenant_path(tenant)}/idempotency/{digest}"
+
+    async def _idempotent_result(self, tenant: str, key: str) -> list[Receipt] | None:
+        events = await self.genesis.stream_events(self._idempotency_subject(tenant, key))
+        if not events:
+            return None
+        ids = to_dict(events[0])["data"]["decision_ids"]
+        receipts = []
+        for decision_id in ids:
+            found = await self.find(tenant, decision_id)
+            if found is None:
+                raise LedgerError(f"idempotency record names {decision_id}, which is missing")
+            receipts.append(found)
+        return receipts
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def find(self, tenant: str, decision_id: str) -> Receipt | None:
+        """A tenant's decision by id (None if it is not that tenant's or does not exist)."""
+        if not _is_uuid(decision_id):
+            return None
+        index = await self.genesis.stream_events(f"{tenant_path(tenant)}/decisions/{decision_id}")
+        if not index:
+            return None
+        agent = str(to_dict(index[0])["data"]["agent"])
+        events = await self.genesis.stream_events(decision_subject(tenant, agent, decision_id))
+        for event in events:
+            data = to_dict(event)
+            if data["type"] == DECISION_TYPE:
+                return Receipt(data["data"]["record"], int(data["data"]["log_index"]))
+        return None
+
+    async def personal_values(self, tenant: str, decision_id: str) -> list[PersonalValue] | None:
+        """The decision's personal values, or None once erased (or if it had none)."""
+        events = await self.genesis.stream_events(f"{tenant_path(tenant)}/personal/{decision_id}")
+        if not events:
+            return None
+        data = to_dict(events[0])["data"]
+        values = data.get("values") if isinstance(data, dict) else None
+        if not isinstance(values, list) or not values or not isinstance(values[0], dict):
+            return None
+        try:
+            restored = [
+                PersonalValue(str(v["path"]), v["value"], base64.b64decode(v["salt"]))
+                for v in values
+            ]
+        except (KeyError, ValueError, TypeError):
+            return None
+        # Erased data keeps its keys with every value "": no salt, no path.
+        return None if any(not p.salt or not p.path for p in restored) else restored
+
+    async def records(self, tenant: str) -> AsyncIterator[Receipt]:
+        """Every record of a tenant, in log order."""
+        for event in await self.genesis.stream_events(f"{tenant_path(tenant)}/agents"):
+            data = to_dict(event)["data"]
+            if isinstance(data, dict) and "record" in data:
+                yield Receipt(data["record"], int(data["log_index"]))
+
+    async def follow(self, tenant: str, after: int | None) -> AsyncIterator[Receipt]:
+        """New decisions as they are committed; with ``after``, first those after that log index.
+
+        Replay starts at the batch holding ``after + 1`` (found from the batch events) and
+        skips what precedes it, then continues live with no gap at the seam.
+        """
+        options: dict[str, Any] = {}
+        if after is not None:
+            bound = await self._replay_bound(tenant, after + 1)
+            if bound is not None:
+                options = {"lower_bound": bound[0], "include_lower_bound_event": bound[1]}
+        async for event in self.genesis.observe_events(f"{tenant_path(tenant)}/agents", options):
+            data = to_dict(event)
+            if data["type"] != DECISION_TYPE:
+                continue
+            receipt = Receipt(data["data"]["record"], int(data["data"]["log_index"]))
+            if after is not None and receipt.log_index <= after:
+                continue
+            yield receipt
+
+    async def _replay_bound(self, tenant: str, index: int) -> tuple[str, bool] | None:
+        """An event id to replay from so that log index ``index`` is included."""
+        batches = [
+            to_dict(e) for e in await self.genesis.stream_events(f"{tenant_path(tenant)}/log")
+        ]
+        earlier = [b for b in batches if int(b["data"]["start"]) + int(b["data"]["count"]) <= index]
+        if earlier:
+            return str(earlier[-1]["id"]), False  # the batch before: exclusive
+        first = await self.genesis.q(
+            f"STREAM e FROM events WHERE e.subject UNDER '{tenant_path(tenant)}' LIMIT 1 MAP e.id"
+        )
+        return (str(first[0]), True) if first else None
+
+    async def tile(self, tenant: str, level: int, index: int) -> bytes | None:
+        cached = self._tiles.get((tenant, level, index))
+        if cached is not None:
+            return cached
+        events = await self.genesis.stream_events(f"{tenant_path(tenant)}/tiles/{level}/{index}")
+        if not events:
+            return None
+        hashes = base64.b64decode(to_dict(events[0])["data"]["hashes"])
+        self._tiles.put((tenant, level, index), hashes)
+        return hashes
+
+    async def _reader(
+        self, tenant: str, size: int | None, wanted: Callable[[int], set[tuple[int, int]]]
+    ) -> TileReader:
+        """A reader of the tenant's tree at ``size`` (default: now) with the tiles it needs."""
+        head = await self.head(tenant)
+        size = head.size if size is None else size
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= head.size:
+            raise LedgerError(f"tree size must be between 0 and {head.size}")
+        tiles: dict[tuple[int, int], bytes] = {}
+        for level, index in wanted(size):
+            if index == head.frontier.unfinished_index(level):
+                continue  # the frontier holds it
+            tile = await self.tile(tenant, level, index)
+            if tile is None:
+                raise LedgerError(f"tile {level}/{index} of tenant {tenant!r} is missing")
+            tiles[(level, index)] = tile
+        return TileReader(size, tiles, head.frontier)
+
+    async def tree_root(self, tenant: str, size: int | None = None) -> tuple[int, bytes]:
+        reader = await self._reader(tenant, size, tiles_for_root)
+        return reader.size, reader.root()
+
+    async def inclusion_proof(
+        self, tenant: str, log_index: int, size: int | None = None
+    ) -> tuple[int, list[bytes]]:
+        reader = await self._reader(tenant, size, lambda n: tiles_for_inclusion(log_index, n))
+        return reader.size, reader.inclusion_proof(log_index)
+
+    async def consistency_proof(
+        self, tenant: str, size1: int, size2: int | None = None
+    ) -> tuple[int, list[bytes]]:
+        reader = await self._reader(tenant, size2, lambda n: tiles_for_consistency(size1, n))
+        return reader.size, reader.consistency_proof(size1)
+
+    # --- checkpoints -------------------------------------------------------------------------
+
+    async def checkpoint(self, tenant: str) -> SignedCheckpoint:
+        """Sign (and store) a checkpoint of the tenant's log as it is now."""
+        size, root = await self.tree_root(tenant)
+        body = merkle.Checkpoint(self.checkpoint_origin(tenant), size, root).body()
+        note = self.keyring.sign_note(body)
+        subject = f"{tenant_path(tenant)}/checkpoints/{size:020d}"
+        stored = await self.stored_checkpoint(tenant, size)
+        if stored is None:
+            issued = {"note": note, "issued_at": format_time(datetime.now(UTC))}
+            try:
+                await self.genesis.commit_events(
+                    [self._event(subject, CHECKPOINT_TYPE, issued)],
+                    [{"type": "isSubjectNew", "payload": {"subject": subject}}],
+                )
+            except PreconditionFailedError:
+                stored = await self.stored_checkpoint(tenant, size)  # another writer issued it
+        note = stored or note
+        checkpoint = merkle.parse_checkpoint_body(body)
+        return SignedCheckpoint(note, checkpoint.origin, checkpoint.size, checkpoint.root, ())
+
+    async def stored_checkpoint(self, tenant: str, size: int) -> str | None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            return None
+        events = await self.genesis.stream_events(f"{tenant_path(tenant)}/checkpoints/{size:020d}")
+        return None if not events else str(to_dict(events[0])["data"]["note"])
+
+    async def stored_checkpoints(self, tenant: str) -> list[str]:
+        """Every checkpoint note issued for the tenant, oldest first."""
+        events = await self.genesis.stream_events(f"{tenant_path(tenant)}/checkpoints")
+        return [str(to_dict(event)["data"]["note"]) for event in events]
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,71 @@
+"""What a running service holds: settings, keys, the SDK clients and what is built on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from decisiontrail.config import Settings
+from decisiontrail.keystore import KeyStore, RateLimiter
+from decisiontrail.ledger import Ledger, load_pepper
+from decisiontrail.metrics import Metrics
+from decisiontrail.signing import Keyring, private_key_from_text
+from genesisdb import Client
+
+# Decisions (with their inputs and outputs) are larger than Genesis DB's default event limit.
+MAX_EVENT_BYTES = 3 * 1024 * 1024  # below ledgerstore's 4 MiB payload limit
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    keyring: Keyring
+    genesis: Client
+    ledger: Ledger
+    keys: KeyStore
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    metrics: Metrics = field(default_factory=Metrics)
+    created_signing_key: bool = False
+    embedded_engine: Any = None  # closed with the service when the SDK runs in-process
+
+    @classmethod
+    async def open(cls, settings: Settings) -> ServiceState:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.signing_key is not None:
+            key = private_key_from_text(settings.signing_key.get_secret_value())
+            keyring, created = Keyring.from_private_key(key, settings.log_origin), False
+        else:
+            keyring, created = Keyring.load_or_create(settings.key_directory, settings.log_origin)
+        genesis, engine = _genesis_client(settings)
+        ledger = Ledger(
+            genesis,
+            keyring,
+            origin=settings.log_origin,
+            pepper=load_pepper(settings.key_directory),
+        )
+        return cls(
+            settings,
+            keyring,
+            genesis,
+            ledger,
+            KeyStore(genesis),
+            created_signing_key=created,
+            embedded_engine=engine,
+        )
+
+    async def close(self) -> None:
+        await self.genesis.close()
+        if self.embedded_engine is not None:
+            self.embedded_engine.close()
+
+
+def _genesis_client(settings: Settings) -> tuple[Client, Any]:
+    url = settings.genesisdb_location
+    if url.startswith(("http://", "https://")):
+        token = settings.genesisdb_token.get_secret_value() if settings.genesisdb_token else ""
+        return Client({"api_url": url, "api_version": "v1", "auth_token": token}), None
+    from genesisdb.engine import Engine
+    from genesisdb.transports.embedded import EmbeddedTransport
+
+    engine = Engine.open(url, max_event_bytes=MAX_EVENT_BYTES)
+    return Client(transport=EmbeddedTransport(engine=engine)), engine

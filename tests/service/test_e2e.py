@@ -1,0 +1,102 @@
+"""End to end over HTTP against a real server process (embedded stores)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.service.server_process import ServerProcess, make_server
+
+DECISION = {"agent": "bot", "action": "answer", "kind": "llm_call", "input": "hi Alice",
+            "personal": ["input"]}  # fmt: skip
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    process = make_server(tmp_path)
+    process.start()
+    yield process
+    process.stop()
+
+
+def api_key(server: ServerProcess, *scopes: str, tenant: str = "default") -> dict[str, str]:
+    args = ["keys", "create", "--tenant", tenant]
+    for scope in scopes:
+        args += ["--scope", scope]
+    text = next(line for line in server.cli(*args).splitlines() if line.startswith("dtk_"))
+    return {"Authorization": f"Bearer {text}"}
+
+
+async def test_live_stream_replays_then_follows(server: ServerProcess) -> None:
+    headers = api_key(server, "ingest", "read")
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as client:
+        for i in range(3):
+            await client.post("/v1/decisions", json={**DECISION, "action": f"a{i}"})
+        seen: list[int] = []
+
+        async def follow() -> None:
+            async with client.stream("GET", "/v1/decisions/stream?after=0") as response:
+                assert response.status_code == 200
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        seen.append(json.loads(line[5:])["log_index"])
+                        if len(seen) == 4:
+                            return
+
+        task = asyncio.create_task(follow())
+        while len(seen) < 2:
+            await asyncio.sleep(0.05)
+        for i in range(2):
+            await client.post("/v1/decisions", json={**DECISION, "action": f"live{i}"})
+        await asyncio.wait_for(task, timeout=30)
+    assert seen == [1, 2, 3, 4]
+
+
+def test_crash_loses_no_acknowledged_decision(server: ServerProcess) -> None:
+    headers = api_key(server, "ingest", "read", "audit")
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(worker: int) -> None:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
+            for i in range(10_000):
+                if stop.is_set():
+                    return
+                try:
+                    response = client.post(
+                        "/v1/decisions", json={**DECISION, "agent": f"bot{worker}", "metadata": {"i": i}},
+                        headers={"Idempotency-Key": f"w{worker}-{i}"},
+                    )  # fmt: skip
+                except httpx.HTTPError:
+                    return  # the server died mid-request: not acknowledged
+                if response.status_code == 201:
+                    with lock:
+                        acknowledged.append(response.json()["id"])
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 120
+    while len(acknowledged) < 150:
+        assert time.monotonic() < deadline, "the writers got no acknowledgements"
+        threading.Event().wait(0.02)
+    server.kill()
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    server.start()
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+        for decision_id in acknowledged:
+            assert client.get(f"/v1/decisions/{decision_id}").status_code == 200
+        report = client.post("/v1/verify", json={}).json()
+    assert report["ok"], report
+    assert report["records_checked"] >= len(acknowledged)
+    assert len(set(acknowledged)) == len(acknowledged)
