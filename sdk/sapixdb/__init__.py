@@ -13,6 +13,7 @@ from sapixdb.client import (
     AsyncGraph,
     AsyncSapixClient,
     Collection,
+    EdgeSpec,
     Graph,
     SapixClient,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "AsyncGraph",
     "AsyncSapixClient",
     "Collection",
+    "EdgeSpec",
     "Graph",
     "GraphEdge",
     "Record",

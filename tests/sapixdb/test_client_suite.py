@@ -6,7 +6,9 @@ import itertools
 import re
 import time
 from datetime import UTC, datetime
+from typing import Any
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -164,6 +166,60 @@ def test_graph_relate_traverse_neighbors_edges(db: SapixClient, name: str) -> No
     assert [n.id for n in db.graph.traverse(a.id, depth=3).nodes] == [a.id]
 
 
+def test_add_edges_keeps_order_weights_and_resolves_hashes(db: SapixClient, name: str) -> None:
+    a, b, c, d = (db.collection(name).write({"node": n}) for n in "abcd")
+    added = db.graph.add_edges(
+        [(a.id, b.id, "caused"), (b.hash, c.id, "caused", 0.25), (a.id, d.id, "cited", 2)]
+    )
+    assert all(isinstance(edge, GraphEdge) for edge in added)
+    assert [(e.src, e.dst, e.edge_type, e.weight) for e in added] == [
+        (a.id, b.id, "caused", 1.0),
+        (b.id, c.id, "caused", 0.25),  # a content hash names its record, as in add_edge
+        (a.id, d.id, "cited", 2.0),
+    ]
+    assert all(edge.timestamp_hlc > 0 for edge in added)
+    result = db.graph.traverse(a.id, depth=2)
+    assert [n.id for n in result.nodes] == [a.id, b.id, d.id, c.id]
+    weights = {(e.src, e.dst): e.weight for e in result.edges}
+    assert weights == {(a.id, b.id): 1.0, (b.id, c.id): 0.25, (a.id, d.id): 2.0}
+    assert db.graph.add_edges([]) == []
+
+
+def test_add_edges_is_all_or_nothing(db: SapixClient, name: str) -> None:
+    a, b, c = (db.collection(name).write({"node": n}) for n in "abc")
+    cases: list[tuple[Any, str]] = [
+        ((b.id, c.id, ""), "edge_type"),
+        ((b.id, c.id, "next", "heavy"), "weight"),
+        ((b.id, 7, "next"), "dst"),
+    ]
+    for bad, field in cases:
+        with pytest.raises(SapixError) as caught:
+            db.graph.add_edges([(a.id, b.id, "next"), bad, (c.id, a.id, "next")])
+        error = caught.value
+        assert (error.status, error.code) == (400, "BAD_REQUEST")
+        assert error.message.startswith("edges[1]: ") and field in error.message
+        with pytest.raises(SapixError) as single:  # the same error as add_edge's
+            db.graph.add_edge(*bad)
+        assert single.value.code == error.code and error.message.endswith(single.value.message)
+    assert db.graph.edges(a.id) == [] and db.graph.edges(c.id) == []  # nothing was written
+    shapes: list[Any] = [(a.id, b.id), (a.id, b.id, "next", 1.0, "extra"), "abc"]
+    for shape in shapes:
+        with pytest.raises(SapixError) as caught:
+            db.graph.add_edges([(a.id, b.id, "next"), shape])
+        assert caught.value.status == 400 and "edges[1]" in caught.value.message
+
+
+def test_add_edges_limits_a_call_to_ten_thousand(db: SapixClient, name: str) -> None:
+    a, b = (db.collection(name).write({"node": n}) for n in "ab")
+    with pytest.raises(SapixError) as caught:
+        db.graph.add_edges([(a.id, b.id, f"t{i}") for i in range(10_001)])
+    assert (caught.value.status, caught.value.code) == (400, "TOO_MANY_EDGES")
+    assert db.graph.edges(a.id) == []
+    added = db.graph.add_edges([(a.id, b.id, f"t{i}") for i in range(10_000)])
+    assert [e.edge_type for e in added] == [f"t{i}" for i in range(10_000)]
+    assert len(db.graph.edges(a.id)) == 10_000
+
+
 def test_graph_rejects_a_bad_direction(db: SapixClient, name: str) -> None:
     a = db.collection(name).write({"x": 1})
     with pytest.raises(SapixError) as caught:
@@ -272,6 +328,36 @@ async def test_async_graph(adb: AsyncSapixClient, name: str) -> None:
     assert [n.id for n in await adb.graph.neighbors(a.id)] == [b.id]
     assert [(e.src, e.dst) for e in await adb.graph.edges(a.id)] == [(a.id, b.id)]
     assert await adb.graph.remove_edge(a.id, b.id, "next") is True
+
+
+async def test_async_add_edges(adb: AsyncSapixClient, name: str) -> None:
+    a, b, c = [await adb.collection(name).write({"n": n}) for n in "abc"]
+    added = await adb.graph.add_edges([(a.id, b.id, "next", 0.5), (b.hash, c.id, "next")])
+    assert [(e.src, e.dst, e.weight) for e in added] == [(a.id, b.id, 0.5), (b.id, c.id, 1.0)]
+    result = await adb.graph.traverse(a.id, depth=2)
+    assert [n.id for n in result.nodes] == [a.id, b.id, c.id]
+    with pytest.raises(SapixError) as caught:
+        await adb.graph.add_edges([(c.id, a.id, "next"), (c.id, "", "next")])
+    assert caught.value.status == 400 and caught.value.message.startswith("edges[1]: ")
+    assert await adb.graph.edges(c.id) == []
+    assert await adb.graph.add_edges([]) == []
+
+
+async def test_async_add_edges_share_commits_with_single_adds(
+    adb: AsyncSapixClient, name: str
+) -> None:
+    hub = await adb.collection(name).write({"hub": True})
+    spokes = await adb.collection(name).write_batch([{"spoke": i} for i in range(40)])
+    batches = [[(hub.id, s.id, f"b{k}") for s in spokes[k::4]] for k in range(4)]
+    async with anyio.create_task_group() as group:
+        for batch in batches:
+            group.start_soon(adb.graph.add_edges, batch)
+        for spoke in spokes:
+            group.start_soon(adb.graph.add_edge, spoke.id, hub.id, "single")
+    outbound = {(e.dst, e.edge_type) for e in await adb.graph.edges(hub.id)}
+    assert outbound == {(e[1], e[2]) for batch in batches for e in batch}
+    inbound = await adb.graph.traverse(hub.id, direction="inbound")
+    assert {n.id for n in inbound.nodes} == {hub.id} | {s.id for s in spokes}
 
 
 async def test_async_tombstones_and_blobs(adb: AsyncSapixClient, name: str) -> None:

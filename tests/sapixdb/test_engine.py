@@ -7,7 +7,9 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -153,3 +155,129 @@ def test_group_commit_isolates_a_bad_unit(tmp_path: Path) -> None:
     records = engine.strand("g", limit=1000)["records"]
     for n in range(1, 6):  # every writer's records, each once
         assert sum(r["payload"] == {"n": n} for r in records) == 20
+
+
+# --- batched edges ----------------------------------------------------------------------------
+
+
+def test_add_edges_validates_every_edge_before_writing(engine: SapixEngine) -> None:
+    a = engine.write("n", {"node": "a"})["record_id"]
+    good = {"src": a, "dst": "b", "edge_type": "t"}
+    for edges, message in [
+        ("not a list", "edges must be a list"),
+        ({"src": a}, "edges must be a list"),
+        ([good, "edge"], "edges[1]: an edge is an object"),
+        ([good, {"dst": "b"}], "edges[1]: src must be"),
+        ([good, good, {**good, "weight": True}], "edges[2]: weight must be a number"),
+        ([{**good, "weight": float("inf")}], "edges[0]: weight must be finite"),
+        ([{**good, "weight": 10**400}], "edges[0]: weight must be finite"),
+        ([{**good, "edge_type": "x" * 129}], "edges[0]: edge_type must be"),
+    ]:
+        with pytest.raises(SapixError) as caught:
+            engine.add_edges("g", edges)
+        assert (caught.value.status, caught.value.code) == (400, "BAD_REQUEST")
+        assert caught.value.message.startswith(message), caught.value.message
+    with pytest.raises(SapixError) as caught:
+        engine.add_edge("g", a, "b", "t", 10**400)  # was an OverflowError
+    assert caught.value.status == 400
+    with pytest.raises(SapixError) as caught:
+        engine.add_edges("../g", [good])
+    assert caught.value.code == "INVALID_NAME"
+    with pytest.raises(SapixError) as caught:
+        engine.add_edges("g", [good] * 10_001)
+    assert (caught.value.status, caught.value.code) == (400, "TOO_MANY_EDGES")
+    assert engine.edges("g", a) == {"edges": []}
+    assert engine.add_edges("g", []) == {"edges": []}
+    added = engine.add_edges("g", [good, {"src": a, "dst": "c"}])["edges"]  # defaults as add_edge
+    assert [(e["dst"], e["edge_type"], e["weight"]) for e in added] == [
+        ("b", "t", 1.0),
+        ("c", "related", 1.0),
+    ]
+    assert all(e["created"] is True for e in added)
+
+
+def test_add_edges_join_the_group_commit_of_single_adds(
+    engine: SapixEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commits: list[list[str | None]] = []
+    real = engine.store.append_batch
+
+    def slow_append_batch(entries: Any, **kwargs: Any) -> Any:
+        commits.append([e.type for e in entries])
+        if len(commits) == 1:
+            time.sleep(0.2)  # while the first commit runs, everyone else queues
+        return real(entries, **kwargs)
+
+    monkeypatch.setattr(engine.store, "append_batch", slow_append_batch)
+    barrier = threading.Barrier(9)
+
+    def single(n: int) -> None:
+        barrier.wait()
+        engine.add_edge("g", f"s{n}", "hub", "single")
+
+    def batch(n: int) -> None:
+        barrier.wait()
+        time.sleep(0.05)
+        engine.add_edges(
+            "g", [{"src": "hub", "dst": f"d{i}", "edge_type": f"b{n}"} for i in range(50)]
+        )
+
+    threads = [threading.Thread(target=single, args=(n,)) for n in range(6)]
+    threads += [threading.Thread(target=batch, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(len(c) for c in commits) == 6 + 150
+    assert len(commits) < 9  # units arriving during a commit shared the next one
+    for commit in commits:  # a batch is never split across commits
+        for n in range(3):
+            assert commit.count(f"b{n}") in (0, 50)
+    assert len(engine.edges("g", "hub")["edges"]) == 150
+    assert len(engine.traverse("g", "hub", direction="inbound")["nodes"]) == 7
+
+
+def test_a_failing_edge_batch_fails_alone_and_writes_nothing(
+    engine: SapixEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = engine.store.append_batch
+    started = threading.Event()
+
+    sizes: list[int] = []
+
+    def picky_append_batch(entries: Any, **kwargs: Any) -> Any:
+        sizes.append(len(entries))
+        if not started.is_set():
+            started.set()
+            time.sleep(0.2)  # the units below queue up and are committed together
+        if any(e.key == "poison" for e in entries):
+            raise ledgerstore.InvalidEntryError("rejected by the store")
+        return real(entries, **kwargs)
+
+    monkeypatch.setattr(engine.store, "append_batch", picky_append_batch)
+    errors: list[BaseException] = []
+
+    def run(function: Any, *args: Any) -> None:
+        try:
+            function(*args)
+        except Exception as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=run, args=(engine.add_edge, "g", "x", "first", "t"))
+    first.start()
+    started.wait()
+    poisoned = [{"src": "p", "dst": "ok", "edge_type": "t"}, {"src": "p", "dst": "poison"}]
+    threads = [
+        threading.Thread(target=run, args=(engine.add_edges, "g", poisoned)),
+        threading.Thread(target=run, args=(engine.add_edges, "g", [{"src": "q", "dst": "r"}])),
+        threading.Thread(target=run, args=(engine.add_edge, "g", "s", "t", "t")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in [first, *threads]:
+        thread.join()
+    assert [type(e) for e in errors] == [ledgerstore.InvalidEntryError]
+    assert sizes[:2] == [1, 4]  # the three queued units failed together, then went one by one
+    assert engine.edges("g", "p") == {"edges": []}  # not even the good edge of that batch
+    for src in ("x", "q", "s"):
+        assert len(engine.edges("g", src)["edges"]) == 1

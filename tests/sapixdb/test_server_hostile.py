@@ -67,6 +67,21 @@ def test_malformed_json_is_a_400(client: TestClient, body: bytes) -> None:
         ("/v1/g/graph/edge", {"src": "a", "dst": "b", "weight": "heavy"}),
         ("/v1/g/graph/edge", {"src": "a", "dst": "b", "edge_type": ""}),
         ("/v1/g/graph/traverse", {"from": "a", "depth": 99}),
+        ("/v1/g/graph/edges", [{"src": "a", "dst": "b"}]),
+        ("/v1/g/graph/edges", {"src": "a", "dst": "b"}),
+        ("/v1/g/graph/edges", {"edges": "a->b"}),
+        ("/v1/g/graph/edges", {"edges": {"src": "a", "dst": "b"}}),
+        ("/v1/g/graph/edges", {"edges": None}),
+        ("/v1/g/graph/edges", {"edges": [["a", "b", "t"]]}),
+        ("/v1/g/graph/edges", {"edges": [{"src": "a", "dst": "b"}, None]}),
+        ("/v1/g/graph/edges", {"edges": [{"src": "a", "dst": "b"}, {"src": 1, "dst": "b"}]}),
+        ("/v1/g/graph/edges", {"edges": [{"src": "a", "dst": "b", "weight": "heavy"}]}),
+        ("/v1/g/graph/edges", {"edges": [{"src": "a", "dst": "b", "weight": None}]}),
+        ("/v1/g/graph/edges", {"edges": [{"src": "a", "dst": "b", "edge_type": ""}]}),
+        ("/v1/g/graph/edges", {"edges": [{"src": "a", "dst": "b", "edge_type": ["t"]}]}),
+        ("/v1/g/graph/edges", {"edges": [{"src": "a\u0000", "dst": "b"}]}),
+        ("/v1/g/graph/edges", {"edges": [{"src": "a" * 300, "dst": "b"}]}),
+        ("/v1/..g/graph/edges", {"edges": [{"src": "a", "dst": "b"}]}),
         ("/v1/a/strand/write", {"collection": "../x", "data": {}}),
         ("/v1/a/strand/query", {"collection": "c", "filter": [1]}),
         ("/v1/a/strand/query", {"as_of": "not-a-time"}),
@@ -78,6 +93,28 @@ def test_malformed_json_is_a_400(client: TestClient, body: bytes) -> None:
 )
 def test_wrong_types_are_a_400(client: TestClient, path: str, body: Any) -> None:
     assert_triple(client.post(path, json=body), 400)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"edges": [{"src": "a", "dst": "b", "weight": 1e999}]}',
+        b'{"edges": [{"src": "a", "dst": "b", "weight": NaN}]}',
+        b'{"edges": [{"src": "a", "dst": "b"},]}',
+        b'{"edges": ',
+        b"",
+    ],
+)
+def test_bad_edge_batches_are_a_400(client: TestClient, body: bytes) -> None:
+    assert_triple(client.post("/v1/g/graph/edges", content=body), 400)
+
+
+def test_a_bad_edge_fails_its_whole_batch(client: TestClient) -> None:
+    edges = [{"src": "x1", "dst": "y", "edge_type": "t"}, {"src": "x2", "dst": ""}]
+    response = client.post("/v1/g/graph/edges", json={"edges": edges})
+    assert_triple(response, 400)
+    assert response.json()["message"].startswith("edges[1]: dst must be")
+    assert client.get("/v1/g/graph/edges/x1").json() == {"edges": []}
 
 
 def test_unknown_query_type_is_a_400(client: TestClient) -> None:
@@ -151,6 +188,8 @@ def test_every_success_has_a_json_body(client: TestClient) -> None:
         ("DELETE", f"/v1/agents/ok/records/{h}", None),
         ("POST", f"/v1/agents/ok/records/{h}/restore", None),
         ("POST", "/v1/g/graph/edge", {"src": "a", "dst": "b", "edge_type": "t"}),
+        ("POST", "/v1/g/graph/edges", {"edges": [{"src": "a", "dst": "b", "edge_type": "t"}]}),
+        ("POST", "/v1/g/graph/edges", {"edges": []}),
         ("DELETE", "/v1/g/graph/edge", {"src": "a", "dst": "b", "edge_type": "t"}),
         ("POST", "/v1/control/checkpoint", None),
     ]:
@@ -207,6 +246,33 @@ def test_fuzz_every_query_type(client: TestClient, query_type: str, extra: dict[
         assert_triple(response)
 
 
+edge_items = st.one_of(
+    json_values,
+    st.dictionaries(
+        st.sampled_from(["src", "dst", "edge_type", "weight", "extra"]), json_values, max_size=5
+    ),
+)
+
+
+@FUZZ
+@given(
+    graph=names,
+    edges=st.one_of(json_values, st.lists(edge_items, max_size=6)),
+    wrap=st.booleans(),
+)
+def test_fuzz_edge_batches(client: TestClient, graph: str, edges: Any, wrap: bool) -> None:
+    from urllib.parse import quote
+
+    body = {"edges": edges} if wrap else edges
+    response = client.post(f"/v1/{quote(graph, safe='')}/graph/edges", json=body)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert_triple(response)
+    else:
+        answer = response.json()
+        assert isinstance(edges, list) and len(answer["edges"]) == len(edges)
+
+
 @FUZZ
 @given(
     method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE"]),
@@ -219,6 +285,7 @@ def test_fuzz_every_query_type(client: TestClient, query_type: str, extra: dict[
             "/v1/agents/{n}/records/deleted",
             "/v1/agents/{n}/records/{n}/restore",
             "/v1/{n}/graph/edge",
+            "/v1/{n}/graph/edges",
             "/v1/{n}/graph/traverse/{n}",
             "/v1/{n}/graph/traverse",
             "/v1/{n}/graph/edges/{n}",

@@ -178,6 +178,34 @@ def test_legacy_graph_endpoints(http: httpx.Client, agent: str) -> None:
     assert removed.json()["removed"] is True
 
 
+def test_edge_batch_endpoint(http: httpx.Client, agent: str) -> None:
+    """``POST /v1/{G}/graph/edges``: our extension, many edges in one transaction."""
+    a = http.post(f"/v1/agents/{agent}/records/json", json={"data": {"n": "a"}}).json()
+    b = http.post(f"/v1/agents/{agent}/records/json", json={"data": {"n": "b"}}).json()
+    edges = [
+        {"src": a["record_id"], "dst": b["content_hash"], "edge_type": "next", "weight": 2},
+        {"src": b["record_id"], "dst": a["record_id"], "edge_type": "back"},
+    ]
+    response = http.post(f"/v1/{agent}/graph/edges", json={"edges": edges})
+    assert response.status_code == 200, response.text
+    added = response.json()["edges"]
+    assert [(e["src"], e["dst"], e["edge_type"], e["weight"]) for e in added] == [
+        (a["record_id"], b["record_id"], "next", 2.0),
+        (b["record_id"], a["record_id"], "back", 1.0),
+    ]
+    assert set(added[0]) == {"created", "src", "dst", "edge_type", "weight", "timestamp_hlc"}
+    single = http.post(f"/v1/{agent}/graph/edge", json=edges[1]).json()
+    assert set(single) == set(added[1])  # each item is what the single endpoint answers
+    traverse = http.get(f"/v1/{agent}/graph/traverse/{a['record_id']}?depth=2").json()
+    assert [n["data"] for n in traverse["nodes"]] == [{"n": "a"}, {"n": "b"}]
+    assert http.post(f"/v1/{agent}/graph/edges", json={"edges": []}).json() == {"edges": []}
+    limited = http.post(
+        f"/v1/{agent}/graph/edges", json={"edges": [{"src": "x", "dst": "y"}] * 10_001}
+    )
+    assert limited.status_code == 400 and limited.json()["code"] == "TOO_MANY_EDGES"
+    assert http.get(f"/v1/{agent}/graph/edges/x").json() == {"edges": []}
+
+
 def test_health_checkpoint_blobs(http: httpx.Client, agent: str) -> None:
     assert http.get("/v1/health").json() == {"status": "ok", "agent": "sapixdb"}
     http.post(f"/v1/agents/{agent}/records/json", json={"data": 1})

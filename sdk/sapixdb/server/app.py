@@ -4,6 +4,10 @@ Routes parse the wire (path, query, JSON body), call one engine method in a work
 return its dictionary. Every error — the engine's, a malformed body, an unknown route, a body
 over the size limit — is answered with the ``{error, message, code}`` triple and a 4xx; a
 5xx only means the store itself failed.
+
+Every route speaks the real SapixDB wire except our additions, which official clients never
+call: ``POST /v1/agents/{A}/verify`` and ``POST /v1/{G}/graph/edges`` (many edges in one
+transaction; our SDK falls back to single edges when a server answers it 404 or 405).
 """
 
 from __future__ import annotations
@@ -334,6 +338,15 @@ def create_app(settings: ServerSettings | None = None, *, engine: SapixEngine | 
             eng().add_edge, name, body.get("src"), body.get("dst"),
             body.get("edge_type", "related"), body.get("weight", 1.0),
         )  # fmt: skip
+
+    @graph.post("/edges")
+    async def add_edges(name: str, request: Request) -> Any:
+        # Our extension of the wire: a real SapixDB server has no batch edge endpoint.
+        body = _object(await _json(request), "the body")
+        if "edges" not in body:
+            message = "the body needs edges: [{src, dst, edge_type, weight}, …]"
+            raise SapixError(message, 400, "BAD_REQUEST")
+        return await run(eng().add_edges, name, body["edges"])
 
     @graph.delete("/edge")
     async def remove_edge(name: str, request: Request) -> Any:

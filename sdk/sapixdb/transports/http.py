@@ -4,25 +4,38 @@
 :class:`~sapixdb.transports.base.Request` the embedded transport runs in-process goes over
 the wire here. Every request carries ``Content-Type: application/json`` (even GET and DELETE,
 as real SapixDB clients do). Streams are Server-Sent Events; heartbeats are dropped here.
+
+``add_edges`` uses our server's batch endpoint, ``POST /v1/{G}/graph/edges`` (an extension:
+a real SapixDB server has none). When a server answers it 404 or 405, the transport remembers
+that for its lifetime and adds the edges one ``POST /v1/{G}/graph/edge`` at a time instead —
+in order, stopping at the first failure (sync), or concurrently, :data:`EDGE_CONCURRENCY` at
+a time, starting no new request after a failure (async). Edges added one by one are not
+atomic: those written before a failure stay written.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import httpx
 import orjson
 
 from sapixdb.transports.base import AsyncResponse, AsyncTransport, Request, Response, Transport
 
-__all__ = ["ROUTES", "AsyncHTTPTransport", "HTTPTransport", "Route"]
+__all__ = ["EDGE_CONCURRENCY", "ROUTES", "AsyncHTTPTransport", "HTTPTransport", "Route"]
 
 USER_AGENT = "sapixdb-python (decisiontrail)"
 # The server heartbeats every ~15 s; four missed heartbeats mean it is gone.
 STREAM_READ_TIMEOUT = 60.0
+#: Single-edge requests in flight at once when a server lacks the batch edge endpoint (below
+#: httpx's default pool of 100 connections, so no request waits out a pool timeout).
+EDGE_CONCURRENCY = 32
+#: How a server says it has no batch edge endpoint.
+_NO_ENDPOINT = frozenset({404, 405})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +92,9 @@ ROUTES: dict[str, Callable[[Mapping[str, Any]], Route]] = {
         f"/v1/{_seg(a['graph'])}/graph/edge",
         json={k: a[k] for k in ("src", "dst", "edge_type", "weight")},
     ),
+    "add_edges": lambda a: Route(
+        "POST", f"/v1/{_seg(a['graph'])}/graph/edges", json={"edges": a["edges"]}
+    ),
     "remove_edge": lambda a: Route(
         "DELETE",
         f"/v1/{_seg(a['graph'])}/graph/edge",
@@ -95,6 +111,45 @@ ROUTES: dict[str, Callable[[Mapping[str, Any]], Route]] = {
     "get_blob": lambda a: Route("GET", f"/v1/blobs/{_seg(a['ref'])}", raw_response=True),
     "checkpoint": lambda a: Route("POST", "/v1/control/checkpoint"),
 }
+
+
+def _single_edges(request: Request) -> list[Request]:
+    """``add_edges`` as one ``add_edge`` request per edge (for servers without the batch)."""
+    graph = request.args["graph"]
+    return [
+        Request(
+            "add_edge",
+            {
+                "graph": graph,
+                "src": edge.get("src"),
+                "dst": edge.get("dst"),
+                "edge_type": edge.get("edge_type", "related"),
+                "weight": edge.get("weight", 1.0),
+            },
+        )
+        for edge in request.args["edges"]
+    ]
+
+
+def _joined_edges(singles: Sequence[Request], bodies: Sequence[Any]) -> dict[str, Any]:
+    """The batch answer ``{"edges": […]}`` from single answers (what was sent fills gaps)."""
+    edges = []
+    for single, body in zip(singles, bodies, strict=True):
+        sent = {k: single.args[k] for k in ("src", "dst", "edge_type", "weight")}
+        edges.append({**sent, **body} if isinstance(body, dict) else sent)
+    return {"edges": edges}
+
+
+def _edge_failure(index: int, body: Any) -> Any:
+    """A single edge's error body, its message prefixed ``edges[i]: `` as the batch's are."""
+    if not isinstance(body, dict):
+        return body
+    prefixed = {
+        k: f"edges[{index}]: {body[k]}"
+        for k in ("error", "message")
+        if isinstance(body.get(k), str)
+    }
+    return {**body, **prefixed}
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -174,8 +229,30 @@ class HTTPTransport(Transport):
         self._client = client or httpx.Client(base_url=url, timeout=timeout)
         # Per-request headers: a client passed in (shared, or a test client) stays untouched.
         self._headers = _headers(api_key)
+        #: False once the server answered the batch edge endpoint 404 or 405.
+        self.edge_batch = True
 
     def handle(self, request: Request) -> Response:
+        if request.operation == "add_edges":
+            return self._add_edges(request)
+        return self._send(request)
+
+    def _add_edges(self, request: Request) -> Response:
+        if self.edge_batch:
+            response = self._send(request)
+            if response.status not in _NO_ENDPOINT:
+                return response
+            self.edge_batch = False
+        singles = _single_edges(request)
+        bodies = []
+        for index, single in enumerate(singles):
+            response = self._send(single)
+            if not 200 <= response.status < 300:
+                return Response(response.status, _edge_failure(index, response.body))
+            bodies.append(response.body)
+        return Response(200, _joined_edges(singles, bodies))
+
+    def _send(self, request: Request) -> Response:
         route = ROUTES[request.operation](request.args)
         stream = request.operation == "stream"
         response = self._client.send(
@@ -216,8 +293,51 @@ class AsyncHTTPTransport(AsyncTransport):
         self._client = client or httpx.AsyncClient(base_url=url, timeout=timeout)
         # Per-request headers: a client passed in (shared, or a test client) stays untouched.
         self._headers = _headers(api_key)
+        #: False once the server answered the batch edge endpoint 404 or 405.
+        self.edge_batch = True
 
     async def handle(self, request: Request) -> AsyncResponse:
+        if request.operation == "add_edges":
+            return await self._add_edges(request)
+        return await self._send(request)
+
+    async def _add_edges(self, request: Request) -> AsyncResponse:
+        if self.edge_batch:
+            response = await self._send(request)
+            if response.status not in _NO_ENDPOINT:
+                return response
+            self.edge_batch = False
+        singles = _single_edges(request)
+        answers: list[AsyncResponse | Exception | None] = [None] * len(singles)
+        limiter = anyio.CapacityLimiter(EDGE_CONCURRENCY)
+        failed = False
+
+        async def one(index: int) -> None:
+            nonlocal failed
+            async with limiter:
+                if failed:
+                    return  # an earlier edge failed: send no more
+                try:
+                    answer = await self._send(singles[index])
+                except Exception as exc:
+                    answers[index], failed = exc, True
+                    return
+                answers[index] = answer
+                failed = failed or not 200 <= answer.status < 300
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(singles)):
+                group.start_soon(one, index)
+        # The first failure in edge order wins; edges skipped after it have no answer.
+        for index, answer in enumerate(answers):
+            if isinstance(answer, Exception):
+                raise answer
+            if answer is not None and not 200 <= answer.status < 300:
+                return AsyncResponse(answer.status, _edge_failure(index, answer.body))
+        bodies = [answer.body for answer in answers if isinstance(answer, AsyncResponse)]
+        return AsyncResponse(200, _joined_edges(singles, bodies))
+
+    async def _send(self, request: Request) -> AsyncResponse:
         route = ROUTES[request.operation](request.args)
         stream = request.operation == "stream"
         response = await self._client.send(
