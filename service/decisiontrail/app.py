@@ -4,26 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from decisiontrail import __version__
 from decisiontrail.api import decisions, health, integrity, reports, subjects
 from decisiontrail.config import Settings
 from decisiontrail.errors import install_problem_handlers, problem
+from decisiontrail.logs import AccessLogMiddleware, configure_logging
 from decisiontrail.state import ServiceState
+from decisiontrail.tracing import TracingMiddleware, configure_tracing
 
 log = logging.getLogger("decisiontrail")
 
 
+REPAIR_EVERY = 10  # checkpoint intervals between repair passes (see Ledger.repair)
+
+
 async def _issue_checkpoints(state: ServiceState) -> None:
-    """Sign a checkpoint of every tenant this process has written to, periodically."""
+    """Sign a checkpoint of every tenant this process has written to, periodically, and now
+    and then tombstone SapixDB records whose Genesis DB commit failed with no answer."""
     issued: dict[str, int] = {}
-    while True:
+    for tick in itertools.count(1):
         await asyncio.sleep(state.settings.checkpoint_interval_seconds)
+        if tick % REPAIR_EVERY == 0:
+            try:
+                await state.ledger.repair()
+            except Exception:  # retried at the next pass
+                log.exception("repair pass failed")
         for tenant in list(state.ledger.tenants()):
             try:
                 head = await state.ledger.head(tenant)
@@ -34,8 +48,63 @@ async def _issue_checkpoints(state: ServiceState) -> None:
                 log.exception("periodic checkpoint failed", extra={"tenant": tenant})
 
 
+class BodyLimitMiddleware:
+    """413 problem+json for a body over ``limit`` bytes, by its Content-Length or, without one,
+    as it arrives (then buffered and replayed). Plain ASGI: no per-request task or copy."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.limit:
+                await self._too_large(scope, receive, send)
+                return
+            await self.app(scope, receive, send)  # the server stops at Content-Length
+            return
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        buffered: list[Message] = [{"type": "http.request", "body": b"".join(chunks)}]
+
+        async def replay() -> Message:
+            return buffered.pop() if buffered else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413, "payload_too_large", "Request body too large",
+            f"the body limit is {self.limit} bytes", instance=scope.get("path"),
+        )  # fmt: skip
+        await response(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, state: ServiceState | None = None) -> FastAPI:
+    """The service. Tracing is set up once per process from ``OTEL_*``; logging only where the
+    process has none yet (``decisiontrail serve`` sets it up before it calls this)."""
     settings = settings or Settings()
+    configure_tracing()
+    configure_logging(settings.log_level, settings.log_format, force=False)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,33 +125,15 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
         version=__version__,
         description="A tamper-evident audit trail for the decisions of AI agents.",
         lifespan=lifespan,
+        # FastAPI's own request spans record the raw path, which can hold a data subject's id;
+        # TracingMiddleware records the route template instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     install_problem_handlers(app)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        limit = settings.max_body_bytes
-        too_large = problem(
-            413,
-            "payload_too_large",
-            "Request body too large",
-            f"the body limit is {limit} bytes",
-            instance=request.url.path,
-        )
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return too_large
-        if length is None and request.method in ("POST", "PUT", "PATCH"):
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    return too_large
-            request._body = body  # the route reads what was buffered here
-        return await call_next(request)
-
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)  # inside the span, so its line has the trace id
+    app.add_middleware(TracingMiddleware)  # outermost of ours: spans cover the body limit too
     app.include_router(health.router)
     app.include_router(decisions.router)
     app.include_router(integrity.router)

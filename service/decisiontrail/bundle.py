@@ -125,7 +125,8 @@ def verify_bundle(
         elif kind == "record":
             if verifier is None:
                 verifier = _start(tenant, origin, trust or bundled, notes, trusted_checkpoint)
-            if not verifier.add(item["record"]):
+            log_index = item.get("log_index")
+            if not verifier.add(item["record"], log_index if isinstance(log_index, int) else None):
                 break
             if progress is not None:
                 progress(verifier.records_checked)
@@ -155,7 +156,7 @@ async def export(
     trust: TrustRoot,
     exported_at: str,
     notes: list[str],
-    records: AsyncIterator[dict[str, Any]],
+    records: AsyncIterator[tuple[dict[str, Any], int]],
     count: int,
     progress: Callable[[int], None] | None = None,
 ) -> int:
@@ -170,8 +171,8 @@ async def export(
         writer.write({"type": "trust_root", "trust_root": trust.to_json()})
         for note in notes:
             writer.write({"type": "checkpoint", "note": note})
-        async for record in records:
-            writer.write({"type": "record", "record": record})
+        async for record, log_index in records:
+            writer.write({"type": "record", "record": record, "log_index": log_index})
             written += 1
             if progress is not None:
                 progress(written)

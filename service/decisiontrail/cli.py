@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -14,13 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from decisiontrail import bundle
+from decisiontrail import bundle, compliance, integrity, reports
 from decisiontrail.apikeys import Scope
 from decisiontrail.config import Settings
 from decisiontrail.records import format_time
 from decisiontrail.signing import Keyring, KeyringError, TrustRoot
 from decisiontrail.state import ServiceState
-from decisiontrail.verification import CheckpointError, open_checkpoint, verify_records
+from decisiontrail.verification import CheckpointError
 
 app = typer.Typer(help="DecisionTrail: a tamper-evident audit trail for AI agents' decisions.")
 keys_app = typer.Typer(help="API keys (stored hashed).")
@@ -59,12 +60,26 @@ def serve(
     import uvicorn
 
     from decisiontrail.app import create_app
+    from decisiontrail.logs import configure_logging
+    from decisiontrail.tracing import TracingConfigurationError, configure_tracing
 
     settings = Settings()
-    state = asyncio.run(ServiceState.open(settings))
-    created = state.created_signing_key
-    has_keys = bool(asyncio.run(_list_keys(state)))
-    asyncio.run(state.close())
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        configure_tracing()
+    except TracingConfigurationError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+    async def first_look() -> tuple[bool, bool]:
+        # One event loop for the whole look: remote SDK clients are bound to their loop.
+        state = await ServiceState.open(settings)
+        try:
+            return state.created_signing_key, bool(await _list_keys(state))
+        finally:
+            await state.close()
+
+    created, has_keys = asyncio.run(first_look())
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"[bold]DecisionTrail[/bold] on http://{bind_host}:{bind_port}")
     console.print(f"  data:        {settings.data_dir.resolve()}")
@@ -77,7 +92,12 @@ def serve(
             f"    decisiontrail keys create --tenant {settings.default_tenant} "
             "--scope ingest --scope read --scope audit"
         )
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="warning")
+    # Our JSON logging stays in place (log_config=None) and our access log is the only one: it
+    # records route templates, where uvicorn's would record raw paths, queries and addresses.
+    uvicorn.run(
+        create_app(settings), host=bind_host, port=bind_port, log_level="warning",
+        log_config=None, access_log=False,
+    )  # fmt: skip
 
 
 async def _list_keys(state: ServiceState) -> list[Any]:
@@ -197,18 +217,12 @@ def verify(
 
     async def work(state: ServiceState) -> dict[str, Any]:
         trust = _trust_from(public_key, trust_root, state.keyring.note_name) or state.keyring.trust
-        origin = state.ledger.checkpoint_origin(name)
         try:
-            pinned_cp = open_checkpoint(pinned, trust, origin) if pinned else None
-            notes = await state.ledger.stored_checkpoints(name)
-            checkpoints = [open_checkpoint(note, trust, origin) for note in notes]
+            return await integrity.verify_tenant(
+                ledger=state.ledger, trust=trust, tenant=name, trusted_note=pinned
+            )
         except CheckpointError as exc:
             return {"ok": False, "first_problem": {"reason": "bad_checkpoint", "detail": str(exc)}}
-        records = [receipt.record async for receipt in state.ledger.records(name)]
-        report = verify_records(
-            records, tenant=name, trust=trust, checkpoints=checkpoints, trusted=pinned_cp
-        )
-        return report.to_json()
 
     _finish(_run(work))
 
@@ -257,7 +271,7 @@ def export(
 
         async def records() -> Any:
             async for receipt in state.ledger.records(name):
-                yield receipt.record
+                yield receipt.record, receipt.log_index
 
         with _progress() as progress:
             task = progress.add_task("exporting", total=checkpoint.size)
@@ -270,6 +284,56 @@ def export(
 
     written = _run(work)
     errors.print(f"wrote {written} records to {output}")
+
+
+class ReportFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+    HTML = "html"
+
+
+@app.command()
+def report(
+    output: Annotated[Path, typer.Option(help="file to write (- for standard output)")],
+    tenant: Annotated[str | None, typer.Option()] = None,
+    period_from: Annotated[
+        datetime | None, typer.Option("--from", help="period start (UTC); default 30 days ago")
+    ] = None,
+    period_to: Annotated[
+        datetime | None, typer.Option("--to", help="period end (UTC); default now")
+    ] = None,
+    agent: Annotated[str | None, typer.Option(help="only this agent's decisions")] = None,
+    format: Annotated[ReportFormat, typer.Option(help="json, csv or html")] = ReportFormat.HTML,
+) -> None:
+    """Write the signed compliance report for a period (as GET /v1/reports/compliance)."""
+    settings = Settings()
+    name = tenant or settings.default_tenant
+    end = (period_to or datetime.now(UTC) + timedelta(seconds=1)).replace(tzinfo=UTC)
+    start = (period_from or end - timedelta(days=30)).replace(tzinfo=UTC)
+    if start >= end:
+        errors.print("[red]--from must be before --to[/red]")
+        raise typer.Exit(2)
+
+    async def work(state: ServiceState) -> tuple[Any, dict[str, str]]:
+        built = await compliance.build_report(
+            ledger=state.ledger, keyring=state.keyring, tenant=name, period_from=start,
+            period_to=end, agent=agent, retention_days=settings.retention_days,
+        )  # fmt: skip
+        return built, compliance.sign_report(reports.render_json(built), state.keyring)
+
+    built, signature = _run(work)
+    if format is ReportFormat.JSON:
+        text = json.dumps({"report": reports.render_json(built), "signature": signature}, indent=2)
+    elif format is ReportFormat.CSV:
+        text = reports.render_csv(built)
+    else:
+        text = reports.render_html(built)
+    if str(output) == "-":
+        print(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        errors.print(f"wrote the {format.value} report to {output}")
+    errors.print(f"report sha256 {signature['sha256']} signed by {signature['key_id']}")
 
 
 def main() -> None:

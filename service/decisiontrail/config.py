@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     retention_days: int = Field(183, ge=1)  # EU AI Act art. 19/26: at least six months
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"  # json: one object a line, for collectors
 
     @property
     def sapixdb_location(self) -> str:

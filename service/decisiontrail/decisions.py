@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from decisiontrail.canonical import CanonicalizationError, canonical_json
@@ -11,15 +15,28 @@ from decisiontrail.errors import NotFound, StoreUnavailable, Unprocessable
 from decisiontrail.ledger import Ledger, LedgerError, PreparedDecision, Receipt
 from decisiontrail.metrics import Metrics
 from decisiontrail.models import DecisionCreate
-from decisiontrail.records import restore_personal
+from decisiontrail.provenance import PARENT_RUN, RUN, SESSION, ListFilter, node
+from decisiontrail.records import format_time, restore_personal
+from decisiontrail.tracing import current_trace_ids, tracer
 from genesisdb import GenesisDBError
+from sapixdb import Record, SapixError
+from sapixdb.hlc import to_hlc
+
+MAX_PAGE = 500
+MAX_RELATED = 200  # decisions listed per run tree or session in a provenance answer
 
 
-def prepare(decision: DecisionCreate) -> PreparedDecision:
-    """The client's envelope as plain JSON (defaults left out), checked to be canonicalizable."""
+def prepare(decision: DecisionCreate, trace_ids: tuple[str, str] | None = None) -> PreparedDecision:
+    """The client's envelope as plain JSON (defaults left out), checked to be canonicalizable.
+
+    A decision that names no trace is recorded with ``trace_ids``: the request's trace and
+    span ids.
+    """
     body = decision.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
     body["agent"], body["action"] = decision.agent, decision.action
     body.pop("personal", None)
+    if trace_ids is not None and "trace_id" not in body:
+        body["trace_id"], body["span_id"] = trace_ids
     try:
         canonical_json(body)
     except CanonicalizationError as exc:
@@ -36,26 +53,38 @@ async def record_decisions(
     idempotency_key: str | None,
     endpoint: str,
 ) -> list[Receipt]:
-    prepared = [prepare(decision) for decision in decisions]
+    request_trace = current_trace_ids()  # the request's span, not the validate span below
+    with tracer.start_as_current_span("decision.validate") as span:
+        span.set_attribute("decisiontrail.decisions", len(decisions))
+        prepared = [prepare(decision, request_trace) for decision in decisions]
     started = time.perf_counter()
     try:
         receipts = await ledger.record(tenant, prepared, idempotency_key=idempotency_key)
-    except (GenesisDBError, LedgerError) as exc:
-        metrics.store_errors.labels("genesisdb").inc()
+    except (GenesisDBError, LedgerError, SapixError) as exc:
+        store = "sapixdb" if isinstance(exc, SapixError) else "genesisdb"
+        metrics.store_errors.labels(store).inc()
         raise StoreUnavailable(f"the decision was not recorded ({type(exc).__name__})") from None
     finally:
         metrics.store_latency.labels("genesisdb", "commit").observe(time.perf_counter() - started)
     metrics.ingest_latency.labels(endpoint).observe(time.perf_counter() - started)
     for decision in decisions:
-        metrics.decisions.labels(tenant, decision.kind.value).inc()
+        agent = metrics.agent_label(decision.agent)
+        metrics.decisions.labels(tenant, agent, decision.kind.value).inc()
     return receipts
 
 
 async def get_decision(
-    *, ledger: Ledger, tenant: str, decision_id: str, with_personal: bool
+    *,
+    ledger: Ledger,
+    tenant: str,
+    decision_id: str,
+    with_personal: bool,
+    as_of: datetime | None = None,
 ) -> dict[str, Any]:
     receipt = await ledger.find(tenant, decision_id)
-    if receipt is None:
+    if receipt is None or (
+        as_of is not None and receipt.record["recorded_at"] > record_time(as_of)
+    ):
         raise NotFound(f"no decision {decision_id}")
     record = dict(receipt.record)
     if with_personal:
@@ -64,3 +93,191 @@ async def get_decision(
             record["decision"] = restore_personal(record["decision"], values)
         record["personal_erased"] = values is None
     return {"record": record, "log_index": receipt.log_index}
+
+
+def record_time(moment: datetime) -> str:
+    """A time spelled as records spell ``recorded_at`` (a naive time means UTC)."""
+    return format_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def _summary(receipt: Receipt) -> dict[str, Any]:
+    record, decision = receipt.record, receipt.record["decision"]
+    summary = {
+        "id": record["id"],
+        "agent": record["chain"],
+        "sequence": record["sequence"],
+        "action": decision["action"],
+        "kind": decision.get("kind", "custom"),
+        "run_id": decision.get("run_id"),
+        "parent_run_id": decision.get("parent_run_id"),
+        "recorded_at": record["recorded_at"],
+        "log_index": receipt.log_index,
+    }
+    return {key: value for key, value in summary.items() if value is not None}
+
+
+def encode_cursor(hlc: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{hlc}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, _, value = text.partition(":")
+        if version != "v1" or not value.isdigit():
+            raise ValueError
+        return to_hlc(int(value))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise Unprocessable("the cursor is not one this service issued") from None
+
+
+async def list_decisions(
+    *,
+    ledger: Ledger,
+    tenant: str,
+    where: ListFilter,
+    data_subject: str | None = None,
+    cursor: str | None = None,
+    as_of: datetime | None = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """A page of the tenant's decisions, newest first, each confirmed against Genesis DB.
+
+    The cursor is the SapixDB timestamp of the last decision returned; ``as_of`` hides what
+    was recorded after that time (time travel).
+    """
+    if not 1 <= limit <= MAX_PAGE:
+        raise Unprocessable(f"limit must be between 1 and {MAX_PAGE}")
+    if data_subject is not None:
+        ids = await ledger.subject_decisions(tenant, data_subject, include_erased=False)
+        if not ids:
+            return {"data": [], "next_cursor": None}
+        where = replace(where, decision_ids=frozenset(ids))
+    bounds = [] if cursor is None else [decode_cursor(cursor)]
+    if as_of is not None:
+        bounds.append(to_hlc(as_of) + 1)
+    before = min(bounds) if bounds else None
+    found: list[tuple[Receipt, int]] = []
+    try:
+        while len(found) < limit:
+            page = await ledger.provenance.page(tenant, where, before_hlc=before, limit=limit)
+            for record in page:
+                receipt = await ledger.confirm(tenant, record.payload, record.record_id)
+                if receipt is not None and len(found) < limit:
+                    found.append((receipt, record.timestamp_hlc))
+            if len(page) < limit:
+                break
+            before = page[-1].timestamp_hlc
+    except SapixError as exc:
+        raise _read_failure(exc) from None
+    next_cursor = encode_cursor(found[-1][1]) if len(found) == limit else None
+    data = [
+        {"record": r.record, "log_index": r.log_index, "sapix_id": r.sapix_id} for r, _ in found
+    ]
+    return {"data": data, "next_cursor": next_cursor}
+
+
+def _read_failure(exc: SapixError) -> Exception:
+    if exc.status is not None and 400 <= exc.status < 500:
+        return Unprocessable(exc.message)
+    return StoreUnavailable("SapixDB did not answer the query; retry")
+
+
+async def _confirmed(ledger: Ledger, tenant: str, nodes: Sequence[Record]) -> list[Receipt]:
+    out: list[Receipt] = []
+    for item in nodes:
+        if isinstance(item.payload, dict) and "decision_id" in item.payload:
+            receipt = await ledger.confirm(tenant, item.payload, item.record_id)
+            if receipt is not None:
+                out.append(receipt)
+    return out
+
+
+async def _members(ledger: Ledger, tenant: str, group: str, edge_type: str) -> list[Receipt]:
+    out: list[Receipt] = []
+    for sapix_id in (await ledger.provenance.members(group, edge_type))[:MAX_RELATED]:
+        record = await ledger.provenance.get(sapix_id)
+        if record is not None:
+            out.extend(await _confirmed(ledger, tenant, [record]))
+    return sorted(out, key=lambda r: r.log_index)
+
+
+async def decision_provenance(
+    *, ledger: Ledger, tenant: str, decision_id: str, with_personal: bool
+) -> dict[str, Any]:
+    """Where a decision came from and what followed: its run tree (ancestor and descendant
+    runs with their decisions), session, agent, model and parameters, data subjects, human
+    oversight, and an inclusion proof against a fresh signed checkpoint."""
+    found = await get_decision(
+        ledger=ledger, tenant=tenant, decision_id=decision_id, with_personal=with_personal
+    )
+    record: dict[str, Any] = found["record"]
+    decision = record["decision"]
+    receipt = await ledger.find(tenant, decision_id)
+    assert receipt is not None  # get_decision found it
+    run_id, parent_run_id = decision.get("run_id"), decision.get("parent_run_id")
+    try:
+        ancestors: list[dict[str, Any]] = []
+        start = run_id or parent_run_id
+        if start is not None:
+            tree = await ledger.provenance.tree(node("run", tenant, start), "outbound")
+            runs = [n.record_id for n in tree.nodes if n.record_id.startswith("run:")]
+            for run in runs:
+                if run == node("run", tenant, run_id or ""):
+                    continue  # the decision's own run: its siblings are listed below
+                members = await _members(ledger, tenant, run, RUN)
+                summaries = [_summary(m) for m in members]
+                ancestors.append({"run_id": run.split(":", 2)[2], "decisions": summaries})
+        descendants: list[Receipt] = []
+        same_run: list[Receipt] = []
+        if run_id is not None:
+            run_node = node("run", tenant, run_id)
+            tree = await ledger.provenance.tree(run_node, "inbound")
+            below = await _confirmed(ledger, tenant, tree.nodes[: MAX_RELATED * 4])
+            descendants = [r for r in below if r.record["decision"].get("run_id") != run_id]
+            same_run = await _members(ledger, tenant, run_node, RUN)
+        elif parent_run_id is not None:
+            parent = node("run", tenant, parent_run_id)
+            same_run = await _members(ledger, tenant, parent, PARENT_RUN)
+        in_session: list[Receipt] = []
+        if decision.get("session_id") is not None:
+            group = node("session", tenant, decision["session_id"])
+            in_session = await _members(ledger, tenant, group, SESSION)
+    except SapixError as exc:
+        raise _read_failure(exc) from None
+    related = {r.record["id"]: r for r in [*same_run, *descendants, *in_session]}
+    reviews = [
+        _summary(r) | {"oversight": r.record["decision"].get("oversight")}
+        for r in related.values()
+        if r.record["decision"].get("kind") == "human_review" and r.record["id"] != decision_id
+    ]
+    size, proof = await ledger.inclusion_proof(tenant, receipt.log_index)
+    checkpoint = await ledger.checkpoint(tenant)
+    if checkpoint.size != size:
+        _, proof = await ledger.inclusion_proof(tenant, receipt.log_index, checkpoint.size)
+    subjects = decision.get("data_subjects") or []
+    return {
+        "decision": record,
+        "log_index": receipt.log_index,
+        "agent": {"id": record["chain"], "sequence": record["sequence"]},
+        "model": decision.get("model"),
+        "run": {
+            "run_id": run_id,
+            "parent_run_id": parent_run_id,
+            "ancestors": ancestors,
+            "siblings": [_summary(r) for r in same_run if r.record["id"] != decision_id],
+            "descendants": [_summary(r) for r in sorted(descendants, key=lambda r: r.log_index)],
+        },
+        "session": None
+        if decision.get("session_id") is None
+        else {"id": decision["session_id"], "decisions": [_summary(r) for r in in_session]},
+        "data_subjects": {"count": len(subjects), "ids": subjects if with_personal else None},
+        "oversight": {"own": decision.get("oversight"), "reviews": reviews},
+        "inclusion_proof": {
+            "log_index": receipt.log_index,
+            "tree_size": checkpoint.size,
+            "root": base64.b64encode(checkpoint.root).decode(),
+            "proof": [base64.b64encode(h).decode() for h in proof],
+            "checkpoint": checkpoint.note,
+        },
+    }

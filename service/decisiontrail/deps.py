@@ -9,10 +9,11 @@ from fastapi import Depends, Request
 
 from decisiontrail.apikeys import ApiKey, Scope
 from decisiontrail.errors import Forbidden, RateLimited, Unauthorized
+from decisiontrail.logs import bind_tenant
 from decisiontrail.state import ServiceState
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:  # async: no thread-pool hop
     state: ServiceState = request.app.state.service
     return state
 
@@ -44,6 +45,7 @@ async def current_key(request: Request, state: StateDep) -> ApiKey:
                 f"the key's limit is {rate:g} requests a second",
                 headers={"Retry-After": retry_after},
             )
+    bind_tenant(key.tenant)  # on this request's log lines and span
     return key
 
 

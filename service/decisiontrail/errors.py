@@ -18,6 +18,32 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger("decisiontrail")
 
+# What every error response looks like, for the OpenAPI document.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details with a stable code",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "msg": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
 
 class ServiceError(Exception):
     """A domain error with its HTTP status and stable code."""
@@ -100,7 +126,32 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def _document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers below send: every error (422 included)
+    is ``application/problem+json``, not FastAPI's default ``HTTPValidationError`` JSON."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = app.openapi_schema
+        if document is None:
+            document = generate()  # FastAPI caches it in app.openapi_schema: amend it in place
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = PROBLEM_SCHEMA
+            content = {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.setdefault("responses", {})
+                    if "422" in responses:
+                        responses["422"] = {"description": "Invalid request", "content": content}
+                    responses["default"] = {"description": "An error", "content": content}
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    _document_problems(app)
+
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         return problem(

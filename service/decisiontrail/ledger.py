@@ -20,6 +20,12 @@ only ``HMAC-SHA256(pepper, id)`` pseudonyms):
 - ``/tenants/{t}/tiles/{level}/{index}``  ``io.decisiontrail.tile``: a full tlog tile
 - ``/tenants/{t}/idempotency/{sha256(key)}``  ``io.decisiontrail.idempotency``
 
+Before that commit, the batch's sealed records go to SapixDB (``db.ingest("ai_decisions", …)``
+and provenance edges, see :mod:`decisiontrail.provenance`), and the index events name each
+record's SapixDB id. So a committed (acknowledged) decision is in both stores; a commit that
+fails leaves SapixDB records no read will confirm, which are tombstoned at once, or by
+:meth:`Ledger.repair` when the outcome was unknown (a crash, a lost connection).
+
 Each batch is one ``commit_events`` guarded by ``isSubjectNew`` on its ``log/{start}`` subject
 and on its idempotency subject. Batches start exactly where the previous one ended, so a writer
 whose view of the head is stale claims a start that is taken and its commit fails as a whole;
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import hashlib
 import hmac
 import secrets
@@ -45,7 +52,10 @@ from typing import Any
 from urllib.parse import quote
 
 import uuid_utils
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext
 
+from decisiontrail.provenance import ProvenanceStore
 from decisiontrail.records import (
     GENESIS_HASH,
     PersonalValue,
@@ -62,8 +72,17 @@ from decisiontrail.tlog import (
     tiles_for_inclusion,
     tiles_for_root,
 )
+from decisiontrail.tracing import tracer
 from decisiontrail.verification import SignedCheckpoint
-from genesisdb import Client, PreconditionFailedError
+from genesisdb import (
+    AuthenticationError,
+    BadRequestError,
+    Client,
+    EventTooLargeError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    SchemaViolationError,
+)
 from genesisdb.events import to_dict
 from ledgerstore import merkle
 
@@ -80,6 +99,15 @@ CHECKPOINT_TYPE = "io.decisiontrail.checkpoint"
 HOLD_PLACED_TYPE = "io.decisiontrail.legal-hold.placed"
 HOLD_RELEASED_TYPE = "io.decisiontrail.legal-hold.released"
 MAX_CLAIM_RETRIES = 20
+MAX_GROUP = 2_000  # decisions per group commit (a single larger request goes alone)
+# Commit failures after which nothing was written for sure (others may have committed).
+DEFINITE_FAILURES = (
+    AuthenticationError,
+    BadRequestError,
+    EventTooLargeError,
+    PermissionDeniedError,
+    SchemaViolationError,
+)
 
 
 class LedgerError(Exception):
@@ -128,6 +156,7 @@ class Receipt:
 
     record: dict[str, Any]
     log_index: int
+    sapix_id: str | None = None  # the record's id in SapixDB (its provenance graph node)
 
     def to_json(self) -> dict[str, Any]:
         r = self.record
@@ -143,6 +172,41 @@ class Receipt:
             "key_id": r["key_id"],
             "recorded_at": r["recorded_at"],
         }
+
+
+@dataclass
+class StoreComparison:
+    """What :meth:`Ledger.compare_stores` found; the first mismatch names its decision."""
+
+    checked: int = 0
+    mismatches: int = 0
+    first_decision_id: str | None = None
+    first_reason: str | None = None
+
+    def note(self, decision_id: str, reason: str) -> None:
+        self.mismatches += 1
+        if self.first_decision_id is None:
+            self.first_decision_id, self.first_reason = decision_id, reason
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.mismatches == 0,
+            "decisions_compared": self.checked,
+            "mismatches": self.mismatches,
+            "first_mismatch": None
+            if self.first_decision_id is None
+            else {"record_id": self.first_decision_id, "reason": self.first_reason},
+        }
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One caller's decisions waiting for the tenant's writer."""
+
+    decisions: Sequence[PreparedDecision]
+    idempotency_key: str | None
+    future: asyncio.Future[list[Receipt]]
+    span: SpanContext  # the caller's, linked from the commit's span
 
 
 @dataclass(frozen=True)
@@ -175,13 +239,25 @@ class _TileCache:
 class Ledger:
     """Records decisions for any number of tenants through one Genesis DB client."""
 
-    def __init__(self, genesis: Client, keyring: Keyring, *, origin: str, pepper: bytes) -> None:
+    def __init__(
+        self,
+        genesis: Client,
+        keyring: Keyring,
+        *,
+        origin: str,
+        pepper: bytes,
+        provenance: ProvenanceStore,
+        on_checkpoint: Callable[[str], None] | None = None,
+    ) -> None:
+        self.on_checkpoint = on_checkpoint  # told the tenant of every checkpoint issued
         self.genesis = genesis
+        self.provenance = provenance
         self.keyring = keyring
         self.origin = origin
         self.pepper = pepper
         self._heads: dict[str, TenantHead] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._pending: dict[str, list[_Request]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
         self._tiles = _TileCache()
 
     def tenants(self) -> list[str]:
@@ -200,11 +276,19 @@ class Ledger:
 
     # --- data subjects -----------------------------------------------------------------------
 
-    async def subject_decisions(self, tenant: str, subject_id: str) -> list[str]:
-        """The ids of the tenant's decisions linked to a data subject (erased links included)."""
+    async def subject_decisions(
+        self, tenant: str, subject_id: str, *, include_erased: bool = True
+    ) -> list[str]:
+        """The ids of the tenant's decisions linked to a data subject; erased links count only
+        with ``include_erased`` (erasure itself needs them, queries must not see them)."""
         events = await self.genesis.stream_events(self.subject_path(tenant, subject_id))
         links = [to_dict(e) for e in events]
-        return [e["subject"].rsplit("/", 1)[-1] for e in links if e["type"] == SUBJECT_LINK_TYPE]
+        return [
+            e["subject"].rsplit("/", 1)[-1]
+            for e in links
+            if e["type"] == SUBJECT_LINK_TYPE
+            and (include_erased or (isinstance(e["data"], dict) and e["data"].get("decision_id")))
+        ]
 
     async def legal_hold(self, tenant: str, subject_id: str) -> bool:
         events = await self.genesis.stream_events(f"{self.subject_path(tenant, subject_id)}/hold")
@@ -224,9 +308,15 @@ class Ledger:
         """
         decision_ids = await self.subject_decisions(tenant, subject_id)
         erased = 0
+        sapix_ids = []
         for decision_id in decision_ids:
             erased += await self.genesis.erase_data(f"{tenant_path(tenant)}/personal/{decision_id}")
+            found = await self.find(tenant, decision_id)
+            if found is not None and found.sapix_id is not None:
+                sapix_ids.append(found.sapix_id)
         erased += await self.genesis.erase_data(self.subject_path(tenant, subject_id))
+        # SapixDB never held the values; cut the graph's links to the subject's pseudonym.
+        await self.provenance.unlink_subject(tenant, self.pseudonym(subject_id), sapix_ids)
         return decision_ids, erased
 
     # --- the head ----------------------------------------------------------------------------
@@ -261,34 +351,156 @@ class Ledger:
         *,
         idempotency_key: str | None = None,
     ) -> list[Receipt]:
-        """Seal, chain and commit decisions as one batch; retried claims never fork a chain."""
-        lock = self._locks.setdefault(tenant, asyncio.Lock())
-        async with lock:
-            for _ in range(MAX_CLAIM_RETRIES):
-                if idempotency_key is not None:
-                    earlier = await self._idempotent_result(tenant, idempotency_key)
-                    if earlier is not None:
-                        return earlier
-                head = await self.head(tenant)
+        """Seal, chain and commit decisions atomically; retried claims never fork a chain.
+
+        Requests are group-committed: each tenant has one writer task that takes every request
+        waiting when it is free and commits them as one batch, so concurrent single-decision
+        requests share a commit instead of queueing for one each. Each request still succeeds
+        or fails on its own: a group that fails is retried one request at a time.
+        """
+        if not decisions:
+            raise LedgerError("nothing to record")
+        if idempotency_key is not None:
+            earlier = await self._idempotent_result(tenant, idempotency_key)
+            if earlier is not None:
+                return earlier
+        future = asyncio.get_running_loop().create_future()
+        span = trace.get_current_span().get_span_context()
+        request = _Request(decisions, idempotency_key, future, span)
+        self._pending.setdefault(tenant, []).append(request)
+        writer = self._writers.get(tenant)
+        if writer is None or writer.done():
+            # Its own task (a caller that goes away cannot cancel others' commits) with an
+            # empty context, so its spans and logs do not join the first caller's trace.
+            self._writers[tenant] = asyncio.create_task(
+                self._write_pending(tenant), context=contextvars.Context()
+            )
+        with tracer.start_as_current_span("decision.store"):
+            return await asyncio.shield(request.future)
+
+    async def _write_pending(self, tenant: str) -> None:
+        pending = self._pending.setdefault(tenant, [])
+        while pending:
+            group: list[_Request] = []
+            size = 0
+            while pending and (not group or size + len(pending[0].decisions) <= MAX_GROUP):
+                request = pending.pop(0)
+                group.append(request)
+                size += len(request.decisions)
+            try:
+                await self._commit_group(tenant, group)
+            except BaseException as exc:  # never leave a caller waiting
+                for request in group:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+
+    async def _commit_group(self, tenant: str, group: list[_Request]) -> None:
+        links = [Link(r.span) for r in group if r.span.is_valid]
+        try:
+            with tracer.start_as_current_span("decision.commit", links=links) as span:
+                span.set_attribute("decisiontrail.requests", len(group))
+                results = await self._commit(tenant, group)
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].future.set_exception(exc)
+                return
+            # One bad request must not fail the others: halve the group until it is alone.
+            middle = len(group) // 2
+            await self._commit_group(tenant, group[:middle])
+            await self._commit_group(tenant, group[middle:])
+            return
+        for request, receipts in zip(group, results, strict=True):
+            if not request.future.done():
+                request.future.set_result(receipts)
+
+    async def _commit(self, tenant: str, group: list[_Request]) -> list[list[Receipt]]:
+        """Commit a group's decisions as one batch; each request's receipts."""
+        for _ in range(MAX_CLAIM_RETRIES):
+            results: list[list[Receipt] | None] = []
+            for request in group:  # a key committed meanwhile (a retry, another replica)
+                earlier = None
+                if request.idempotency_key is not None:
+                    earlier = await self._idempotent_result(tenant, request.idempotency_key)
+                results.append(earlier)
+            fresh = [r for r, earlier in zip(group, results, strict=True) if earlier is None]
+            if not fresh:
+                return [earlier or [] for earlier in results]
+            head = await self.head(tenant)
+            decisions = [d for request in fresh for d in request.decisions]
+            keys: list[tuple[str, int, int]] = []
+            offset = 0
+            for request in fresh:
+                if request.idempotency_key is not None:
+                    end = offset + len(request.decisions)
+                    keys.append((request.idempotency_key, offset, end))
+                offset += len(request.decisions)
+            if len({key for key, _, _ in keys}) < len(keys):
+                # The same key twice in one group: commit the first alone, the rest after it.
+                raise LedgerError("an idempotency key repeats within one commit")
+            with tracer.start_as_current_span("decision.sign"):
                 events, preconditions, receipts, new_head = await self._batch(
-                    tenant, head, decisions, idempotency_key
+                    tenant, head, decisions, keys
                 )
-                try:
+            with tracer.start_as_current_span("decision.store.sapixdb"):
+                receipts = await self._store_provenance(tenant, decisions, receipts, events)
+            sapix_ids = [r.sapix_id for r in receipts if r.sapix_id is not None]
+            try:
+                with tracer.start_as_current_span("decision.store.genesisdb"):
                     await self.genesis.commit_events(events, preconditions)
-                except PreconditionFailedError:
-                    await self.head(tenant, reload=True)  # someone else wrote: catch up, retry
+            except PreconditionFailedError:
+                await self.provenance.discard(sapix_ids)
+                await self.head(tenant, reload=True)  # someone else wrote: catch up, retry
+                continue
+            except DEFINITE_FAILURES:
+                await self.provenance.discard(sapix_ids)
+                raise
+            self._heads[tenant] = new_head
+            out: list[list[Receipt]] = []
+            offset = 0
+            fresh_results = iter(fresh)
+            for request, earlier in zip(group, results, strict=True):
+                if earlier is not None:
+                    out.append(earlier)
                     continue
-                self._heads[tenant] = new_head
-                return receipts
+                assert next(fresh_results) is request
+                out.append(receipts[offset : offset + len(request.decisions)])
+                offset += len(request.decisions)
+            return out
         raise ConflictRetriesExhaustedError("the log head kept moving; retry the request")
+
+    async def _store_provenance(
+        self,
+        tenant: str,
+        decisions: Sequence[PreparedDecision],
+        receipts: list[Receipt],
+        events: list[dict[str, Any]],
+    ) -> list[Receipt]:
+        """Write the sealed records to SapixDB; name their ids in the batch's index events."""
+        pseudonyms = [
+            [self.pseudonym(str(s)) for s in d.decision.get("data_subjects") or []]
+            for d in decisions
+        ]
+        sealed = [(r.record, r.log_index) for r in receipts]
+        sapix_ids = await self.provenance.store(tenant, sealed, pseudonyms)
+        index_events = [e for e in events if e["type"] == INDEX_TYPE]
+        for event, sapix_id in zip(index_events, sapix_ids, strict=True):
+            event["data"]["sapix_id"] = sapix_id
+        return [
+            Receipt(r.record, r.log_index, sapix_id)
+            for r, sapix_id in zip(receipts, sapix_ids, strict=True)
+        ]
 
     async def _batch(
         self,
         tenant: str,
         head: TenantHead,
         decisions: Sequence[PreparedDecision],
-        idempotency_key: str | None,
+        idempotency_keys: Sequence[tuple[str, int, int]],
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Receipt], TenantHead]:
+        """The events of one batch: ``idempotency_keys`` name which decisions (``[start,
+        end)``) each request's key stands for."""
         now = datetime.now(UTC)
         chains = dict(head.chains)
         events: list[dict[str, Any]] = []
@@ -345,9 +557,9 @@ class Ledger:
         events.append(self._event(start, BATCH_TYPE, batch))
         new_head = TenantHead(chains, frontier)
         preconditions = [{"type": "isSubjectNew", "payload": {"subject": start}}]
-        if idempotency_key is not None:
-            key_subject = self._idempotency_subject(tenant, idempotency_key)
-            ids = [receipt.record["id"] for receipt in receipts]
+        for key, first, end in idempotency_keys:
+            key_subject = self._idempotency_subject(tenant, key)
+            ids = [receipt.record["id"] for receipt in receipts[first:end]]
             events.append(self._event(key_subject, IDEMPOTENCY_TYPE, {"decision_ids": ids}))
             preconditions.append({"type": "isSubjectNew", "payload": {"subject": key_subject}})
         return events, preconditions, receipts, new_head
@@ -424,13 +636,85 @@ class Ledger:
         index = await self.genesis.stream_events(f"{tenant_path(tenant)}/decisions/{decision_id}")
         if not index:
             return None
-        agent = str(to_dict(index[0])["data"]["agent"])
+        indexed = to_dict(index[0])["data"]
+        agent, sapix_id = str(indexed["agent"]), indexed.get("sapix_id")
         events = await self.genesis.stream_events(decision_subject(tenant, agent, decision_id))
         for event in events:
             data = to_dict(event)
             if data["type"] == DECISION_TYPE:
-                return Receipt(data["data"]["record"], int(data["data"]["log_index"]))
+                log_index = int(data["data"]["log_index"])
+                return Receipt(data["data"]["record"], log_index, sapix_id)
         return None
+
+    async def confirm(self, tenant: str, payload: Any, sapix_id: str) -> Receipt | None:
+        """The committed decision a SapixDB record stands for, or None for an orphan (or a
+        record that differs from what Genesis DB holds)."""
+        if not isinstance(payload, dict) or payload.get("tenant") != tenant:
+            return None
+        found = await self.find(tenant, str(payload.get("decision_id", "")))
+        if found is None or found.sapix_id != sapix_id:
+            return None
+        record = payload.get("record")
+        if not isinstance(record, dict) or record.get("hash") != found.record["hash"]:
+            return None
+        return found
+
+    async def compare_stores(self, tenant: str) -> StoreComparison:
+        """Check that SapixDB holds every committed decision of the tenant, unchanged and not
+        deleted, and count SapixDB records of the tenant no commit confirms (orphans)."""
+        indexed: dict[str, str | None] = {}
+        for event in await self.genesis.stream_events(f"{tenant_path(tenant)}/decisions"):
+            data = to_dict(event)
+            if data["type"] == INDEX_TYPE and isinstance(data["data"], dict):
+                indexed[data["subject"].rsplit("/", 1)[-1]] = data["data"].get("sapix_id")
+        deleted = await self.provenance.deleted_ids()
+        comparison = StoreComparison()
+        async for receipt in self.records(tenant):
+            comparison.checked += 1
+            decision_id = receipt.record["id"]
+            sapix_id = indexed.get(decision_id)
+            stored = None if sapix_id is None else await self.provenance.get(sapix_id)
+            if stored is None or sapix_id in deleted:
+                comparison.note(decision_id, "missing_in_sapixdb")
+            elif (
+                not isinstance(stored.payload, dict)
+                or stored.payload.get("record") != receipt.record
+            ):
+                comparison.note(decision_id, "differs_in_sapixdb")
+        return comparison
+
+    async def repair(self, *, grace_ms: int = 60_000, settled: int = 1000) -> int:
+        """Tombstone SapixDB records whose Genesis DB commit never happened; how many.
+
+        Orphans can only be recent (a crash or lost connection between the two writes), so
+        the scan goes newest first and stops after ``settled`` confirmed records in a row.
+        Records younger than ``grace_ms`` may belong to another replica's write in flight
+        and are left alone.
+        """
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        orphans: list[str] = []
+        discarded = await self.provenance.deleted_ids()
+        confirmed_in_a_row = 0
+        before: int | None = None
+        while confirmed_in_a_row < settled:
+            page = await self.provenance.recent(before_hlc=before, limit=200)
+            if not page:
+                break
+            for record in page:
+                if record.record_id in discarded:
+                    continue
+                payload = record.payload
+                tenant = payload.get("tenant") if isinstance(payload, dict) else None
+                if isinstance(tenant, str) and await self.confirm(
+                    tenant, payload, record.record_id
+                ):
+                    confirmed_in_a_row += 1
+                elif now_ms - record.timestamp_ms >= grace_ms:
+                    orphans.append(record.record_id)
+                    confirmed_in_a_row = 0
+            before = page[-1].timestamp_hlc
+        await self.provenance.discard(orphans)
+        return len(orphans)
 
     async def personal_values(self, tenant: str, decision_id: str) -> list[PersonalValue] | None:
         """The decision's personal values, or None once erased (or if it had none)."""
@@ -555,6 +839,8 @@ class Ledger:
             except PreconditionFailedError:
                 stored = await self.stored_checkpoint(tenant, size)  # another writer issued it
         note = stored or note
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(tenant)
         checkpoint = merkle.parse_checkpoint_body(body)
         return SignedCheckpoint(note, checkpoint.origin, checkpoint.size, checkpoint.root, ())
 

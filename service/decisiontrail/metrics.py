@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+MAX_AGENT_LABELS = 200  # agents beyond this many share the label "other"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    _agents: set[str] = field(default_factory=set)
+    _checkpoints: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         r = self.registry
         self.decisions = Counter(
             "decisiontrail_decisions_ingested_total",
-            "Decisions recorded, by tenant and kind.",
-            ["tenant", "kind"],
+            "Decisions recorded, by tenant, agent and kind.",
+            ["tenant", "agent", "kind"],
             registry=r,
         )
         self.ingest_latency = Histogram(
@@ -56,3 +60,21 @@ class Metrics:
             ["tenant"],
             registry=r,
         )
+
+    def agent_label(self, agent: str) -> str:
+        """The agent's own label value, for the first agents seen; "other" after that."""
+        if agent in self._agents:
+            return agent
+        if len(self._agents) < MAX_AGENT_LABELS:
+            self._agents.add(agent)
+            return agent
+        return "other"
+
+    def checkpoint_issued(self, tenant: str) -> None:
+        self._checkpoints[tenant] = time.time()
+
+    def refresh(self) -> None:
+        """Bring time-based gauges up to date (called on every scrape)."""
+        now = time.time()
+        for tenant, issued in self._checkpoints.items():
+            self.checkpoint_age.labels(tenant).set(now - issued)

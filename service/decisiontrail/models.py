@@ -7,6 +7,7 @@ thing, that name is accepted as an alias (``gen_ai.provider.name``, ``gen_ai.req
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -19,6 +20,41 @@ Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x0
 
 # The top-level fields that may be declared personal (and dotted paths below them).
 PERSONAL_ROOTS = frozenset({"input", "output", "reasoning", "metadata", "oversight", "tags"})
+
+
+MAX_DEPTH = 64  # nesting of a decision's values; the stores wrap it a few levels deeper
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone UTF-16 surrogate
+        return False
+    return True
+
+
+def not_plain_json(value: Any) -> str | None:
+    """Why ``value`` (a parsed request body) is not plain JSON the trail can keep exactly, or
+    None. JSON parsers accept NaN, Infinity, lone surrogates and any depth; RFC 8785 (and so
+    every hash) accepts none of them, and silently storing something else would falsify the
+    record. Iterative, so depth cannot overflow the walk itself. Never quotes the value."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"the decision is nested deeper than {MAX_DEPTH} levels"
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and not _is_unicode(key):
+                    return "an object key holds a lone UTF-16 surrogate (not Unicode)"
+                stack.append((child, depth + 1))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "a number is NaN or infinite, which JSON cannot represent"
+        elif isinstance(item, str) and not _is_unicode(item):
+            return "a string holds a lone UTF-16 surrogate (not Unicode)"
+    return None
 
 
 class DecisionKind(StrEnum):
@@ -91,6 +127,14 @@ class DecisionCreate(_Strict):
     personal: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=100
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_json(cls, value: Any) -> Any:
+        problem = not_plain_json(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("started_at", "ended_at")
     @classmethod

@@ -9,8 +9,10 @@ from decisiontrail.config import Settings
 from decisiontrail.keystore import KeyStore, RateLimiter
 from decisiontrail.ledger import Ledger, load_pepper
 from decisiontrail.metrics import Metrics
+from decisiontrail.provenance import GRAPH, ProvenanceStore
 from decisiontrail.signing import Keyring, private_key_from_text
 from genesisdb import Client
+from sapixdb import AsyncSapixClient
 
 # Decisions (with their inputs and outputs) are larger than Genesis DB's default event limit.
 MAX_EVENT_BYTES = 3 * 1024 * 1024  # below ledgerstore's 4 MiB payload limit
@@ -21,6 +23,7 @@ class ServiceState:
     settings: Settings
     keyring: Keyring
     genesis: Client
+    sapix: AsyncSapixClient
     ledger: Ledger
     keys: KeyStore
     limiter: RateLimiter = field(default_factory=RateLimiter)
@@ -37,23 +40,33 @@ class ServiceState:
         else:
             keyring, created = Keyring.load_or_create(settings.key_directory, settings.log_origin)
         genesis, engine = _genesis_client(settings)
+        sapix = _sapix_client(settings)
+        metrics = Metrics()
         ledger = Ledger(
             genesis,
             keyring,
             origin=settings.log_origin,
             pepper=load_pepper(settings.key_directory),
+            provenance=ProvenanceStore(sapix),
+            on_checkpoint=metrics.checkpoint_issued,
         )
+        # A crash between the SapixDB write and the Genesis DB commit leaves records no read
+        # confirms; tombstone them before serving (see Ledger.repair).
+        await ledger.repair()
         return cls(
             settings,
             keyring,
             genesis,
+            sapix,
             ledger,
             KeyStore(genesis),
+            metrics=metrics,
             created_signing_key=created,
             embedded_engine=engine,
         )
 
     async def close(self) -> None:
+        await self.sapix.aclose()
         await self.genesis.close()
         if self.embedded_engine is not None:
             self.embedded_engine.close()
@@ -69,3 +82,9 @@ def _genesis_client(settings: Settings) -> tuple[Client, Any]:
 
     engine = Engine.open(url, max_event_bytes=MAX_EVENT_BYTES)
     return Client(transport=EmbeddedTransport(engine=engine)), engine
+
+
+def _sapix_client(settings: Settings) -> AsyncSapixClient:
+    """SapixDB: embedded on a ``sqlite:///``/``postgresql://`` URL, or a server over HTTP."""
+    key = settings.sapixdb_api_key.get_secret_value() if settings.sapixdb_api_key else None
+    return AsyncSapixClient(settings.sapixdb_location, api_key=key, agent=GRAPH)

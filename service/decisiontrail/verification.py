@@ -101,17 +101,18 @@ class LogVerifier:
         self._due = sorted(wanted, key=lambda c: c.size)
         self._check_due()
 
-    def add(self, record: dict[str, Any]) -> bool:
-        """Check one more record; False once a problem was found."""
+    def add(self, record: dict[str, Any], log_index: int | None = None) -> bool:
+        """Check one more record (``log_index``: where the store says it belongs); False once
+        a problem was found."""
         if self.problem is not None:
             return False
-        self.problem = self._check(record)
+        self.problem = self._check(record, log_index)
         if self.problem is None:
             self.tree.append(merkle.leaf_hash(leaf_data(record)))
             self._check_due()
         return self.problem is None
 
-    def _check(self, record: dict[str, Any]) -> RecordProblem | None:
+    def _check(self, record: dict[str, Any], log_index: int | None) -> RecordProblem | None:
         problem = check_record(record, self.trust)
         if problem is not None:
             return problem
@@ -135,6 +136,15 @@ class LogVerifier:
         if record["prev_hash"] != state.prev_hash:
             return RecordProblem(
                 "reordered", record_id, sequence, "the record does not link to its predecessor"
+            )
+        if log_index is not None and log_index != self.tree.size:
+            # Every chain still links (records of different chains changed places), but the
+            # record is not where the log put it.
+            return RecordProblem(
+                "reordered",
+                record_id,
+                sequence,
+                f"the record was entry {log_index} of the log but is now entry {self.tree.size}",
             )
         state.expected, state.prev_hash = sequence + 1, record["hash"]
         return None

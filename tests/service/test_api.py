@@ -156,6 +156,17 @@ async def test_bad_input_is_a_clear_4xx(api: Api) -> None:
     empty = await api.client.post("/v1/decisions/batch", json=[], headers=writer)
     assert empty.status_code == 422
 
+    async def chunked(size: int) -> AsyncIterator[bytes]:  # no Content-Length: streamed
+        body = b'{"agent": "a", "action": "b", "output": "' + b"x" * size + b'"}'
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    headers = {**writer, "content-type": "application/json"}
+    streamed = await api.client.post("/v1/decisions", content=chunked(70_000), headers=headers)
+    assert streamed.status_code == 413 and streamed.json()["code"] == "payload_too_large"
+    small = await api.client.post("/v1/decisions", content=chunked(20_000), headers=headers)
+    assert small.status_code == 201, small.text
+
 
 async def test_rate_limits_answer_429_with_retry_after(api: Api) -> None:
     writer = await api.key("acme", Scope.INGEST, rate_limit_per_second=1)
@@ -175,7 +186,14 @@ async def test_health_and_metrics(api: Api) -> None:
     writer = await api.key("acme", Scope.INGEST)
     await api.client.post("/v1/decisions", json=DECISION, headers=writer)
     text = (await api.client.get("/metrics")).text
-    assert 'decisiontrail_decisions_ingested_total{kind="llm_call",tenant="acme"} 1.0' in text
+    assert (
+        'decisiontrail_decisions_ingested_total{agent="support-bot",kind="llm_call",tenant="acme"}'
+        " 1.0" in text
+    )
+    assert "sapixdb" in ready.json()["checks"] and ready.json()["checks"]["sapixdb"] == "ok"
+    await api.client.get("/v1/checkpoints/latest", headers=await api.key("acme", Scope.READ))
+    text = (await api.client.get("/metrics")).text
+    assert 'decisiontrail_checkpoint_age_seconds{tenant="acme"}' in text
     assert "Alice" not in text
 
 
@@ -205,7 +223,9 @@ async def test_erasure_removes_personal_values_everywhere_and_keeps_proofs(
     assert body["signature"] and body["key_id"]
 
     files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"sapixdb.db", "genesisdb.db"}
     assert not any(secret.encode() in p.read_bytes() for p in files)
+    assert not any(b"subject-99" in p.read_bytes() for p in files)  # nor the person's id
     shown = await api.client.get(f"/v1/decisions/{receipt['id']}?personal=true", headers=reader)
     assert shown.json()["record"]["personal_erased"] is True
     kept = await api.client.get(f"/v1/decisions/{other['id']}?personal=true", headers=reader)

@@ -103,3 +103,34 @@ def test_online_verify_and_key_rotation(tmp_path: Path) -> None:
     exported = runner.invoke(app, ["signing-keys", "export"])
     assert len(json.loads(exported.stdout)["keys"]) == 2
     assert runner.invoke(app, ["verify"]).exit_code == 0
+
+
+def test_report_writes_a_signed_report_in_each_format(tmp_path: Path) -> None:
+    record(4)
+    for kind in ("json", "csv", "html"):
+        out = tmp_path / f"report.{kind}"
+        result = runner.invoke(app, ["report", "--output", str(out), "--format", kind])
+        assert result.exit_code == 0, result.output
+        assert "signed by" in result.output
+        text = out.read_text()
+        assert "Alice" not in text
+        if kind == "json":
+            body = json.loads(text)
+            assert body["report"]["total_decisions"] == 4 and body["report"]["verification_ok"]
+            assert set(body["signature"]) == {"sha256", "key_id", "signature"}
+        elif kind == "html":
+            assert text.lstrip().lower().startswith("<!doctype html")
+        else:
+            assert "bot0" in text
+    bad = runner.invoke(
+        app, ["report", "--output", "-", "--from", "2030-01-01", "--to", "2029-01-01"]
+    )
+    assert bad.exit_code == 2
+
+
+def test_verify_checks_both_stores(tmp_path: Path) -> None:
+    record(3)
+    result = runner.invoke(app, ["verify"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["stores"]["decisions_compared"] == 3

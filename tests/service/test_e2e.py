@@ -72,7 +72,8 @@ def test_crash_loses_no_acknowledged_decision(server: ServerProcess) -> None:
                     return
                 try:
                     response = client.post(
-                        "/v1/decisions", json={**DECISION, "agent": f"bot{worker}", "metadata": {"i": i}},
+                        "/v1/decisions",
+                        json={**DECISION, "agent": f"bot{worker}", "metadata": {"i": i}},
                         headers={"Idempotency-Key": f"w{worker}-{i}"},
                     )  # fmt: skip
                 except httpx.HTTPError:
@@ -100,3 +101,48 @@ def test_crash_loses_no_acknowledged_decision(server: ServerProcess) -> None:
     assert report["ok"], report
     assert report["records_checked"] >= len(acknowledged)
     assert len(set(acknowledged)) == len(acknowledged)
+
+
+def test_against_the_compatible_servers_over_http(tmp_path: Path) -> None:
+    """The second configuration: both SDKs talk HTTP to real SapixDB / Genesis DB servers."""
+    from tests.genesisdb.gdb_server import TOKENS
+    from tests.genesisdb.gdb_server import start_server as start_genesis
+    from tests.sapixdb.server_process import start_server as start_sapix
+
+    (tmp_path / "genesis").mkdir()
+    (tmp_path / "sapix").mkdir()
+    genesis = start_genesis(tmp_path / "genesis")
+    sapix = start_sapix(tmp_path / "sapix")
+    service = make_server(
+        tmp_path, genesisdb_url=genesis.url, genesisdb_token=TOKENS["admin"], sapixdb_url=sapix.url
+    )
+    try:
+        service.start()
+        headers = api_key(service, "ingest", "read", "audit", "erase")
+        with httpx.Client(base_url=service.url, headers=headers, timeout=30) as client:
+            one = client.post("/v1/decisions", json={**DECISION, "run_id": "r1"})
+            assert one.status_code == 201, one.text
+            batch = [
+                {**DECISION, "action": f"b{i}", "run_id": f"r{i + 2}", "parent_run_id": "r1",
+                 "data_subjects": ["bob"]}
+                for i in range(20)
+            ]  # fmt: skip
+            many = client.post("/v1/decisions/batch", json=batch)
+            assert many.status_code == 201, many.text
+            listed = client.get("/v1/decisions", params={"limit": 100}).json()["data"]
+            assert len(listed) == 21
+            tree = client.get(f"/v1/decisions/{one.json()['id']}/provenance").json()
+            assert len(tree["run"]["descendants"]) == 20
+            erased = client.delete("/v1/data-subjects/bob")
+            assert erased.status_code == 200, erased.text
+            report = client.post("/v1/verify", json={}).json()
+            assert report["ok"], report
+            assert report["stores"]["decisions_compared"] == 22  # the erasure is a decision too
+        # The decisions really are in the servers' files, not in a local embedded store.
+        assert not (service.data_dir / "sapixdb.db").exists()
+        assert not (service.data_dir / "genesisdb.db").exists()
+        assert (tmp_path / "sapix" / "s.db").stat().st_size > 0
+    finally:
+        service.stop()
+        sapix.stop()
+        genesis.stop()

@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 
 from decisiontrail.ledger import Ledger, PreparedDecision, load_pepper
+from decisiontrail.provenance import GRAPH, ProvenanceStore
 from decisiontrail.records import leaf_data
 from decisiontrail.signing import Keyring
 from decisiontrail.verification import open_checkpoint, verify_records
-from genesisdb import Client
+from genesisdb import Client, NetworkError
 from ledgerstore import merkle
+from sapixdb import AsyncSapixClient, SapixError
 
 
 def decision(agent: str, i: int, **extra: Any) -> PreparedDecision:
@@ -20,12 +22,29 @@ def decision(agent: str, i: int, **extra: Any) -> PreparedDecision:
     return PreparedDecision(body, ["input"])
 
 
+def open_ledger(tmp_path: Path, genesis: Client, *, origin: str = "dt.test") -> Ledger:
+    """A ledger on the given Genesis DB client and an embedded SapixDB beside it."""
+    keyring, _ = Keyring.load_or_create(tmp_path / "keys", "dt.test")
+    sapix = AsyncSapixClient(f"sqlite:///{tmp_path}/sapix.db", agent=GRAPH)
+    return Ledger(
+        genesis,
+        keyring,
+        origin=origin,
+        pepper=load_pepper(tmp_path / "keys"),
+        provenance=ProvenanceStore(sapix),
+    )
+
+
+async def close_ledger(ledger: Ledger) -> None:
+    await ledger.provenance.client.aclose()
+    await ledger.genesis.close()
+
+
 @pytest.fixture
 async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    client = Client({"api_url": f"sqlite:///{tmp_path}/genesis.db"})
-    keyring, _ = Keyring.load_or_create(tmp_path / "keys", "dt.test")
-    yield Ledger(client, keyring, origin="dt.test", pepper=load_pepper(tmp_path / "keys"))
-    await client.close()
+    opened = open_ledger(tmp_path, Client({"api_url": f"sqlite:///{tmp_path}/genesis.db"}))
+    yield opened
+    await close_ledger(opened)
 
 
 async def all_records(ledger: Ledger, tenant: str) -> list[dict[str, Any]]:
@@ -57,7 +76,7 @@ async def test_two_replicas_never_fork_a_chain(tmp_path: Path) -> None:
     keyring, _ = Keyring.load_or_create(tmp_path / "keys", "dt.test")
     pepper = load_pepper(tmp_path / "keys")
     clients = [Client({"api_url": f"sqlite:///{tmp_path}/shared.db"}) for _ in range(2)]
-    replicas = [Ledger(c, keyring, origin="dt.test", pepper=pepper) for c in clients]
+    replicas = [open_ledger(tmp_path, c) for c in clients]
 
     async def write(replica: Ledger, tag: int) -> None:
         for i in range(15):
@@ -67,8 +86,14 @@ async def test_two_replicas_never_fork_a_chain(tmp_path: Path) -> None:
     records = await all_records(replicas[0], "t")
     assert [r["sequence"] for r in records] == list(range(30))
     assert verify_records(records, tenant="t", trust=keyring.trust).ok
-    for client in clients:
-        await client.close()
+    # Both stores hold exactly the committed decisions: lost claims were tombstoned.
+    current = await replicas[0].provenance.recent(before_hlc=None, limit=1000)
+    discarded = await replicas[0].provenance.deleted_ids()
+    live = {r.payload["decision_id"] for r in current if r.record_id not in discarded}
+    assert live == {r["id"] for r in records}
+    assert pepper
+    for replica in replicas:
+        await close_ledger(replica)
 
 
 async def test_proofs_and_checkpoints_verify(ledger: Ledger) -> None:
@@ -92,13 +117,115 @@ async def test_proofs_and_checkpoints_verify(ledger: Ledger) -> None:
 async def test_the_head_survives_a_restart(tmp_path: Path) -> None:
     keyring, _ = Keyring.load_or_create(tmp_path / "keys", "dt.test")
     pepper = load_pepper(tmp_path / "keys")
-    async with Client({"api_url": f"sqlite:///{tmp_path}/g.db"}) as client:
-        await Ledger(client, keyring, origin="o", pepper=pepper).record(
-            "t", [decision("bot", i) for i in range(300)]
-        )
-    async with Client({"api_url": f"sqlite:///{tmp_path}/g.db"}) as client:
-        restarted = Ledger(client, keyring, origin="o", pepper=pepper)
-        more = await restarted.record("t", [decision("bot", 300)])
-        assert (more[0].log_index, more[0].record["sequence"]) == (300, 300)
-        records = [r.record async for r in restarted.records("t")]
-        assert verify_records(records, tenant="t", trust=keyring.trust).ok
+    first = open_ledger(tmp_path, Client({"api_url": f"sqlite:///{tmp_path}/g.db"}), origin="o")
+    await first.record("t", [decision("bot", i) for i in range(300)])
+    await close_ledger(first)
+    restarted = open_ledger(tmp_path, Client({"api_url": f"sqlite:///{tmp_path}/g.db"}))
+    more = await restarted.record("t", [decision("bot", 300)])
+    assert (more[0].log_index, more[0].record["sequence"]) == (300, 300)
+    records = [r.record async for r in restarted.records("t")]
+    assert verify_records(records, tenant="t", trust=keyring.trust).ok
+    assert pepper
+    await close_ledger(restarted)
+
+
+async def test_every_decision_is_in_sapixdb_with_its_provenance_edges(ledger: Ledger) -> None:
+    receipts = await ledger.record(
+        "acme",
+        [
+            decision("a", 0, run_id="r1", session_id="s1", data_subjects=["alice"],
+                     model={"provider": "openai", "name": "gpt-4o"}),
+            decision("a", 1, run_id="r2", parent_run_id="r1", session_id="s1"),
+        ],
+    )  # fmt: skip
+    for receipt in receipts:
+        assert receipt.sapix_id is not None
+        stored = await ledger.provenance.get(receipt.sapix_id)
+        assert stored is not None
+        assert stored.payload["record"] == receipt.record
+        assert await ledger.confirm("acme", stored.payload, receipt.sapix_id) == receipt
+        assert await ledger.confirm("other", stored.payload, receipt.sapix_id) is None
+    parent, child = receipts
+    edges = {
+        (e.dst, e.edge_type) for e in await ledger.provenance.client.graph.edges(parent.sapix_id)
+    }
+    assert ("run:acme:r1", "run") in edges and ("session:acme:s1", "session") in edges
+    assert ("model:acme:openai/gpt-4o", "model") in edges and ("agent:acme:a", "agent") in edges
+    subject_edges = [dst for dst, kind in edges if kind == "subject"]
+    assert subject_edges == [f"subject:acme:{ledger.pseudonym('alice')}"]
+    assert "alice" not in repr(edges)
+    members = await ledger.provenance.members("run:acme:r2", "run")
+    assert members == [child.sapix_id]
+    ancestors = await ledger.provenance.tree("run:acme:r2", "outbound")
+    assert "run:acme:r1" in {n.record_id for n in ancestors.nodes}
+    # Erasure cuts the graph's link to the subject.
+    await ledger.erase_subject("acme", "alice")
+    edges = {
+        (e.dst, e.edge_type) for e in await ledger.provenance.client.graph.edges(parent.sapix_id)
+    }
+    assert not [dst for dst, kind in edges if kind == "subject"]
+
+
+async def test_a_failed_sapixdb_write_leaves_nothing_behind(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await ledger.record("acme", [decision("a", 0)])
+
+    async def failing_add_edges(*args: Any, **kwargs: Any) -> Any:
+        raise SapixError("disk full", 503, "UNAVAILABLE")
+
+    monkeypatch.setattr(ledger.provenance.client.graph, "add_edges", failing_add_edges)
+    with pytest.raises(SapixError):
+        await ledger.record("acme", [decision("a", i) for i in range(1, 4)])
+    monkeypatch.undo()
+    assert len(await all_records(ledger, "acme")) == 1  # Genesis DB got nothing
+    written = await ledger.provenance.recent(before_hlc=None, limit=100)
+    discarded = await ledger.provenance.deleted_ids()
+    assert len(written) == 4 and len(discarded) == 3  # the batch's records are tombstoned
+    more = await ledger.record("acme", [decision("a", 1)])
+    assert (more[0].log_index, more[0].record["sequence"]) == (1, 1)
+
+
+async def test_an_unknown_commit_outcome_is_repaired(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def lost_connection(*args: Any, **kwargs: Any) -> None:
+        raise NetworkError("connection reset")
+
+    monkeypatch.setattr(ledger.genesis, "commit_events", lost_connection)
+    with pytest.raises(NetworkError):
+        await ledger.record("acme", [decision("a", 0), decision("b", 0)])
+    monkeypatch.undo()
+    orphans = await ledger.provenance.recent(before_hlc=None, limit=10)
+    assert len(orphans) == 2  # in SapixDB, but no read confirms them
+    for orphan in orphans:
+        assert await ledger.confirm("acme", orphan.payload, orphan.record_id) is None
+    assert await ledger.repair(grace_ms=60_000) == 0  # too young: maybe a write in flight
+    assert await ledger.repair(grace_ms=0) == 2
+    assert await ledger.provenance.deleted_ids() == {o.record_id for o in orphans}
+    assert await ledger.repair(grace_ms=0) == 0
+
+
+async def test_concurrent_requests_share_commits_and_fail_alone(ledger: Ledger) -> None:
+    huge = decision("a", 99, blob="x" * 5_000_000)  # larger than Genesis DB takes an event
+    calls = [ledger.record("acme", [decision(f"agent{i % 3}", i)]) for i in range(30)]
+    calls.append(ledger.record("acme", [huge]))
+    calls += [ledger.record("acme", [decision("k", 0)], idempotency_key="same") for _ in range(3)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[30], Exception)  # the oversize request fails, alone
+    singles = [r for r in results[:30] if not isinstance(r, BaseException)]
+    assert len(singles) == 30 and all(len(r) == 1 for r in singles)
+    keyed = [r for r in results[31:] if not isinstance(r, BaseException)]
+    assert len(keyed) == 3 and len({r[0].record["id"] for r in keyed}) == 1  # one decision
+    records = await all_records(ledger, "acme")
+    assert len(records) == 31
+    assert {r[0].record["id"] for r in singles} | {keyed[0][0].record["id"]} == {
+        r["id"] for r in records
+    }
+    assert verify_records(records, tenant="acme", trust=ledger.keyring.trust).ok
+    batches = await ledger.genesis.stream_events("/tenants/acme/log")
+    assert len(batches) < 20  # the failure was isolated by halving, not one by one
+    calls = [ledger.record("acme", [decision("b", i)]) for i in range(30)]
+    await asyncio.gather(*calls)
+    more = await ledger.genesis.stream_events("/tenants/acme/log")
+    assert len(more) - len(batches) < 10  # requests that waited together share a commit

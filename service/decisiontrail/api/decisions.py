@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -12,11 +13,16 @@ from decisiontrail import decisions
 from decisiontrail.apikeys import Scope
 from decisiontrail.deps import IngestKey, ReadKey, StateDep
 from decisiontrail.errors import Unprocessable
-from decisiontrail.models import DecisionCreate
+from decisiontrail.models import DecisionCreate, DecisionKind
+from decisiontrail.provenance import ListFilter
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+Name = Annotated[str | None, Query(min_length=1, max_length=200)]
+AsOf = Annotated[
+    datetime | None, Query(description="time travel: the trail as it was at this time")
+]
 
 
 @router.post("", status_code=201)
@@ -53,6 +59,37 @@ async def record_batch(
     return {"data": [r.to_json() for r in receipts], "count": len(receipts)}
 
 
+@router.get("")
+async def list_decisions(
+    key: ReadKey,
+    state: StateDep,
+    agent: Name = None,
+    model: Name = None,
+    action: Name = None,
+    kind: DecisionKind | None = None,
+    session: Name = None,
+    data_subject: Name = None,
+    tag: Name = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    as_of: AsOf = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=decisions.MAX_PAGE)] = 50,
+) -> dict[str, Any]:
+    """The tenant's decisions, newest first, filtered (every filter must match), a page at
+    a time: pass ``next_cursor`` back as ``cursor`` for the next page."""
+    where = ListFilter(
+        agent=agent, model=model, action=action, kind=None if kind is None else kind.value,
+        session=session, tag=tag,
+        since=None if since is None else decisions.record_time(since),
+        until=None if until is None else decisions.record_time(until),
+    )  # fmt: skip
+    return await decisions.list_decisions(
+        ledger=state.ledger, tenant=key.tenant, where=where, data_subject=data_subject,
+        cursor=cursor, as_of=as_of, limit=limit,
+    )  # fmt: skip
+
+
 @router.get("/stream", response_model=None)
 async def stream(
     key: ReadKey,
@@ -85,9 +122,25 @@ async def get_one(
     key: ReadKey,
     state: StateDep,
     personal: Annotated[bool, Query(description="include personal values (read-personal)")] = False,
+    as_of: AsOf = None,
 ) -> dict[str, Any]:
     """A decision's sealed record; personal values only for keys allowed to read them."""
     return await decisions.get_decision(
+        ledger=state.ledger, tenant=key.tenant, decision_id=decision_id,
+        with_personal=personal and key.allows(Scope.READ_PERSONAL), as_of=as_of,
+    )  # fmt: skip
+
+
+@router.get("/{decision_id}/provenance")
+async def provenance(
+    decision_id: str,
+    key: ReadKey,
+    state: StateDep,
+    personal: Annotated[bool, Query(description="include personal values (read-personal)")] = False,
+) -> dict[str, Any]:
+    """The decision's run tree, session, agent, model, data subjects, human oversight and an
+    inclusion proof against a fresh signed checkpoint."""
+    return await decisions.decision_provenance(
         ledger=state.ledger, tenant=key.tenant, decision_id=decision_id,
         with_personal=personal and key.allows(Scope.READ_PERSONAL),
     )  # fmt: skip

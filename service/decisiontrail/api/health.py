@@ -16,7 +16,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz", responses={503: {"description": "Not ready (the same body: which check failed)"}}
+)
 async def readyz(state: StateDep, response: Response) -> dict[str, Any]:
     """The stores answer and a signing key is loaded."""
     checks: dict[str, str] = {}
@@ -25,6 +27,7 @@ async def readyz(state: StateDep, response: Response) -> dict[str, Any]:
         checks["genesisdb"] = "ok"
     except Exception as exc:  # any failure means not ready; say which kind
         checks["genesisdb"] = type(exc).__name__
+    checks["sapixdb"] = "ok" if await state.sapix.ping() else "unreachable"
     try:
         state.keyring.active()
         checks["signing_key"] = "ok"
@@ -37,4 +40,5 @@ async def readyz(state: StateDep, response: Response) -> dict[str, Any]:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(state: StateDep) -> Response:
+    state.metrics.refresh()
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

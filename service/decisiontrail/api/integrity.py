@@ -8,10 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from decisiontrail import integrity
 from decisiontrail.deps import AuditKey, ReadKey, StateDep
 from decisiontrail.errors import NotFound, Unprocessable
 from decisiontrail.ledger import LedgerError
-from decisiontrail.verification import CheckpointError, open_checkpoint, verify_records
+from decisiontrail.verification import CheckpointError, open_checkpoint
+from ledgerstore import merkle
 
 router = APIRouter(tags=["integrity"])
 
@@ -46,11 +48,13 @@ async def consistency(
     to_size: Annotated[int | None, Query(alias="to", ge=1)] = None,
 ) -> dict[str, Any]:
     """A consistency proof from tree size ``from`` to ``to`` (default: now)."""
+    if to_size is not None and from_size > to_size:
+        raise Unprocessable(f"from ({from_size}) must not be larger than to ({to_size})")
     try:
         size, proof = await state.ledger.consistency_proof(key.tenant, from_size, to_size)
         _, old_root = await state.ledger.tree_root(key.tenant, from_size)
         _, new_root = await state.ledger.tree_root(key.tenant, size)
-    except (LedgerError, ValueError) as exc:
+    except (LedgerError, ValueError, merkle.MerkleError) as exc:  # sizes the log does not have
         raise Unprocessable(str(exc)) from None
     return {"from": from_size, "to": size, "from_root": _b64(old_root), "to_root": _b64(new_root),
             "proof": [_b64(h) for h in proof]}  # fmt: skip
@@ -64,22 +68,14 @@ class VerifyRequest(BaseModel):
 
 @router.post("/v1/verify")
 async def verify(body: VerifyRequest, key: AuditKey, state: StateDep) -> dict[str, Any]:
-    """Check every record, chain, signature and checkpoint of the tenant's log."""
-    trust = state.keyring.trust
-    trusted = None
-    if body.trusted_checkpoint:
-        try:
-            trusted = open_checkpoint(
-                body.trusted_checkpoint, trust, state.ledger.checkpoint_origin(key.tenant)
-            )
-        except CheckpointError as exc:
-            raise Unprocessable(f"the trusted checkpoint does not verify: {exc}") from None
-    checkpoints = [
-        open_checkpoint(note, trust) for note in await state.ledger.stored_checkpoints(key.tenant)
-    ]
-    records = [receipt.record async for receipt in state.ledger.records(key.tenant)]
-    report = verify_records(
-        records, tenant=key.tenant, trust=trust, checkpoints=checkpoints, trusted=trusted
-    )
-    state.metrics.verifications.labels("ok" if report.ok else "failed").inc()
-    return report.to_json()
+    """Check every record, chain, signature and checkpoint of the tenant's log, and that both
+    stores hold the same decisions."""
+    try:
+        answer = await integrity.verify_tenant(
+            ledger=state.ledger, trust=state.keyring.trust, tenant=key.tenant,
+            trusted_note=body.trusted_checkpoint or None,
+        )  # fmt: skip
+    except CheckpointError as exc:
+        raise Unprocessable(f"the trusted checkpoint does not verify: {exc}") from None
+    state.metrics.verifications.labels("ok" if answer["ok"] else "failed").inc()
+    return answer

@@ -12,9 +12,14 @@ from decisiontrail.deps import AuditKey, StateDep
 from decisiontrail.errors import Unprocessable
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
+_RENDERED = {"schema": {"type": "string"}}
 
 
-@router.get("/compliance", response_model=None)
+@router.get(
+    "/compliance",
+    response_model=None,
+    responses={200: {"content": {"text/csv": _RENDERED, "text/html": _RENDERED}}},
+)
 async def compliance_report(
     key: AuditKey,
     state: StateDep,
