@@ -3,7 +3,8 @@
 Algorithm (documented in the README and recomputed by ``audit``):
 
 - ``hash = SHA-256(JCS(event without "hash"))`` as 64 lowercase hex digits, where JCS is the
-  RFC 8785 canonical JSON encoding (``rfc8785``) of the nine other fields.
+  RFC 8785 canonical JSON encoding (``ledgerstore.jcs``: byte-for-byte the reference
+  ``rfc8785``, several times faster) of the nine other fields.
 - ``predecessorhash`` is the previous event's ``hash`` in commit order; the first event's is
   64 zeros (``GENESIS``).
 - An event stored with ``storeDataAsReference`` contributes a *commitment* instead of its data:
@@ -19,9 +20,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import rfc8785
-
 from genesisdb.exceptions import InvalidEventError
+from ledgerstore import jcs
 
 GENESIS = "0" * 64
 
@@ -31,19 +31,20 @@ __all__ = ["GENESIS", "canonical", "commitment", "event_hash", "salted_digest", 
 def canonical(value: Any, *, what: str = "data") -> bytes:
     """RFC 8785 bytes of ``value``; a value JSON cannot canonicalize is an InvalidEventError."""
     try:
-        encoded: bytes = rfc8785.dumps(value)
-    except (rfc8785.CanonicalizationError, RecursionError, TypeError, ValueError):
-        # The library's message quotes the offending value, which may be personal data.
+        return jcs.canonical_json(value)
+    except jcs.CanonicalizationError:
+        # Never quote the value (it may be personal data); jcs's messages do not either.
         raise InvalidEventError(
             f"{what} is not canonical JSON: numbers must be finite and integers within "
             "±(2**53 − 1), strings valid Unicode, nesting reasonable"
         ) from None
-    return encoded
 
 
 def event_hash(event: dict[str, Any]) -> str:
     """SHA-256 over the canonical event without its ``hash`` field."""
-    body = {key: value for key, value in event.items() if key != "hash"}
+    body = (
+        {key: value for key, value in event.items() if key != "hash"} if "hash" in event else event
+    )
     return hashlib.sha256(canonical(body, what="event")).hexdigest()
 
 
