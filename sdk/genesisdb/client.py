@@ -6,6 +6,7 @@ conversion, skipping heartbeats — and calls its transport from one place, :met
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
@@ -24,6 +25,7 @@ __all__ = ["Client"]
 _SNAKE = re.compile(r"_([a-z0-9])")
 
 
+@functools.lru_cache(maxsize=1024)  # option names repeat on every event
 def _camel(key: str) -> str:
     return _SNAKE.sub(lambda match: match.group(1).upper(), key)
 

@@ -20,13 +20,14 @@ and are always committed.
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from decisiontrail.canonical import canonical_json
 from decisiontrail.signing import RECORD_DOMAIN, Keyring, TrustRoot
@@ -80,12 +81,18 @@ def _child(container: Any, part: str) -> Any:
     return None
 
 
+def _copy(value: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of plain JSON (several times faster than copy.deepcopy)."""
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(value))
+    return copied
+
+
 def split_personal(
     decision: dict[str, Any], paths: Iterable[str]
 ) -> tuple[dict[str, Any], list[PersonalValue]]:
     """Replace every personal value (the declared paths and every data subject id) by a salted
     commitment. Returns the committed decision and the values taken out."""
-    committed = copy.deepcopy(decision)
+    committed = _copy(decision)
     taken: list[PersonalValue] = []
     targets = list(dict.fromkeys(paths))
     targets += [f"data_subjects.{i}" for i in range(len(committed.get("data_subjects") or []))]
@@ -105,7 +112,7 @@ def split_personal(
 
 def restore_personal(decision: dict[str, Any], values: Iterable[PersonalValue]) -> dict[str, Any]:
     """Put clear values back (for readers allowed to see them) after checking each commitment."""
-    restored = copy.deepcopy(decision)
+    restored = _copy(decision)
     for personal in values:
         found = _walk(restored, personal.path.split("."))
         if found is None:

@@ -8,6 +8,7 @@ import hashlib
 from typing import Any
 
 import rfc8785
+
 from tests.genesisdb.gdbql_cases import EVENTS
 
 

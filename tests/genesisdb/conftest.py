@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from tests.genesisdb.gdb_server import TOKENS, ServerProcess, start_server
 
 from genesisdb import Client
+from tests.genesisdb.gdb_server import TOKENS, ServerProcess, start_server
 
 TRANSPORTS = [
     "sqlite",

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.genesisdb.chained_fixture import FIXTURE
-from tests.genesisdb.gdbql_cases import CASES, Case
 
 from genesisdb import QueryError
 from genesisdb import engine as engine_module
 from genesisdb.counting import count_rewrite
 from genesisdb.engine import Engine
 from genesisdb.gdbql import execute, parse, plan
+from tests.genesisdb.chained_fixture import FIXTURE
+from tests.genesisdb.gdbql_cases import CASES, Case
 
 
 @pytest.fixture(

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.genesisdb.gdb_server import TOKENS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from genesisdb import GenesisDBError, operations
 from genesisdb.engine import Engine
 from genesisdb.server import ServerSettings, create_app
+from tests.genesisdb.gdb_server import TOKENS
 
 FUZZ = settings(
     max_examples=60,

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.genesisdb.gdbql_cases import CASES, EVENTS, TRUTHY_CASES, Case
 
 from genesisdb.gdbql import evaluate_truthy, execute, parse
+from tests.genesisdb.gdbql_cases import CASES, EVENTS, TRUTHY_CASES, Case
 
 
 def _strict(value: object) -> object:

@@ -4,7 +4,6 @@ ever escapes, whatever the input."""
 from __future__ import annotations
 
 import pytest
-from tests.genesisdb.gdbql_cases import CASES, EVENTS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +33,7 @@ from genesisdb.gdbql.ast import (
     Unary,
     Under,
 )
+from tests.genesisdb.gdbql_cases import CASES, EVENTS
 
 S = "STREAM e FROM events "
 TYPE = Field(("type",))

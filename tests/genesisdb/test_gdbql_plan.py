@@ -10,12 +10,12 @@ from itertools import islice
 from typing import IO, Any
 
 import pytest
-from tests.genesisdb.gdbql_cases import EVENTS, event_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genesisdb.gdbql import Pushdown, execute, parse, plan, sorting
 from genesisdb.gdbql.sorting import Descending, sort_rows
+from tests.genesisdb.gdbql_cases import EVENTS, event_id
 
 S = "STREAM e FROM events "
 MIDNIGHT_5 = "2026-01-05T00:00:00.000000000Z"

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.genesisdb import race_worker
 
 from genesisdb import Client, PreconditionFailedError
 from genesisdb.engine import Engine
+from tests.genesisdb import race_worker
 
 WORKERS = 8
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.genesisdb import seed_examples as ex
-from tests.genesisdb.gdb_server import TOKENS, start_server
 
 from genesisdb import Client, PreconditionFailedError
+from tests.genesisdb import seed_examples as ex
+from tests.genesisdb.gdb_server import TOKENS, start_server
 
 
 @pytest.fixture(params=["embedded", "http"])

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
+
+from genesisdb.gdbql import execute, parse
 from tests.genesisdb.chained_fixture import FIXTURE
 from tests.genesisdb.gdb_server import TOKENS, ServerProcess, start_server
 from tests.genesisdb.gdbql_cases import CASES, Case
-
-from genesisdb.gdbql import execute, parse
 
 AUTH = {"Authorization": f"Bearer {TOKENS['admin']}"}
 

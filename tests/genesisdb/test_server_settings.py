@@ -10,12 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.genesisdb.gdb_server import free_port
 
 from genesisdb import AuthenticationError, PermissionDeniedError
 from genesisdb.server.__main__ import main
 from genesisdb.server.auth import TokenAuthority
 from genesisdb.server.settings import ServerSettings
+from tests.genesisdb.gdb_server import free_port
 
 
 def test_environment_then_overrides() -> None:

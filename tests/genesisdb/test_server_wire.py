@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+
 from tests.genesisdb.gdb_server import TOKENS, ServerProcess
 
 FIELDS = [
