@@ -11,7 +11,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from tests.ports import free_port
 
 
 class ClusterUnavailable(RuntimeError):
@@ -35,12 +36,6 @@ def find_bindir() -> Path:
     if found:
         return Path(found).resolve().parent
     raise ClusterUnavailable("no PostgreSQL binaries found (install Debian's postgresql package)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

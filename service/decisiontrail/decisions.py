@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +15,7 @@ from decisiontrail.errors import NotFound, StoreUnavailable, Unprocessable
 from decisiontrail.ledger import Ledger, LedgerError, PreparedDecision, Receipt
 from decisiontrail.metrics import Metrics
 from decisiontrail.models import DecisionCreate
-from decisiontrail.provenance import PARENT_RUN, RUN, SESSION, ListFilter, node
+from decisiontrail.provenance import PARENT_RUN, RUN, SESSION, ListFilter, decision_id_of, node
 from decisiontrail.records import format_time, restore_personal
 from decisiontrail.tracing import current_trace_ids, tracer
 from genesisdb import GenesisDBError
@@ -183,23 +183,26 @@ def _read_failure(exc: SapixError) -> Exception:
     return StoreUnavailable("SapixDB did not answer the query; retry")
 
 
-async def _confirmed(ledger: Ledger, tenant: str, nodes: Sequence[Record]) -> list[Receipt]:
+async def _committed(ledger: Ledger, tenant: str, decision_ids: Iterable[str]) -> list[Receipt]:
+    """The committed decisions among ``decision_ids`` (a graph may name uncommitted ones),
+    in log order, read from Genesis DB."""
     out: list[Receipt] = []
-    for item in nodes:
-        if isinstance(item.payload, dict) and "decision_id" in item.payload:
-            receipt = await ledger.confirm(tenant, item.payload, item.record_id)
-            if receipt is not None:
-                out.append(receipt)
-    return out
+    for decision_id in list(dict.fromkeys(decision_ids))[:MAX_RELATED]:
+        receipt = await ledger.find(tenant, decision_id)
+        if receipt is not None:
+            out.append(receipt)
+    return sorted(out, key=lambda r: r.log_index)
+
+
+def _decisions_in(nodes: Sequence[Record], tenant: str) -> list[str]:
+    ids = [decision_id_of(n.record_id, tenant) for n in nodes]
+    return [i for i in ids if i is not None]
 
 
 async def _members(ledger: Ledger, tenant: str, group: str, edge_type: str) -> list[Receipt]:
-    out: list[Receipt] = []
-    for sapix_id in (await ledger.provenance.members(group, edge_type))[:MAX_RELATED]:
-        record = await ledger.provenance.get(sapix_id)
-        if record is not None:
-            out.extend(await _confirmed(ledger, tenant, [record]))
-    return sorted(out, key=lambda r: r.log_index)
+    return await _committed(
+        ledger, tenant, await ledger.provenance.members(tenant, group, edge_type)
+    )
 
 
 async def decision_provenance(
@@ -233,7 +236,7 @@ async def decision_provenance(
         if run_id is not None:
             run_node = node("run", tenant, run_id)
             tree = await ledger.provenance.tree(run_node, "inbound")
-            below = await _confirmed(ledger, tenant, tree.nodes[: MAX_RELATED * 4])
+            below = await _committed(ledger, tenant, _decisions_in(tree.nodes, tenant))
             descendants = [r for r in below if r.record["decision"].get("run_id") != run_id]
             same_run = await _members(ledger, tenant, run_node, RUN)
         elif parent_run_id is not None:

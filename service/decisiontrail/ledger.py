@@ -41,6 +41,7 @@ import base64
 import contextvars
 import hashlib
 import hmac
+import logging
 import secrets
 import uuid
 from collections import OrderedDict
@@ -85,6 +86,8 @@ from genesisdb import (
 )
 from genesisdb.events import to_dict
 from ledgerstore import merkle
+
+log = logging.getLogger("decisiontrail")
 
 SOURCE = "decisiontrail"
 DECISION_TYPE = "io.decisiontrail.decision.recorded"
@@ -308,15 +311,11 @@ class Ledger:
         """
         decision_ids = await self.subject_decisions(tenant, subject_id)
         erased = 0
-        sapix_ids = []
         for decision_id in decision_ids:
             erased += await self.genesis.erase_data(f"{tenant_path(tenant)}/personal/{decision_id}")
-            found = await self.find(tenant, decision_id)
-            if found is not None and found.sapix_id is not None:
-                sapix_ids.append(found.sapix_id)
         erased += await self.genesis.erase_data(self.subject_path(tenant, subject_id))
         # SapixDB never held the values; cut the graph's links to the subject's pseudonym.
-        await self.provenance.unlink_subject(tenant, self.pseudonym(subject_id), sapix_ids)
+        await self.provenance.unlink_subject(tenant, self.pseudonym(subject_id), decision_ids)
         return decision_ids, erased
 
     # --- the head ----------------------------------------------------------------------------
@@ -444,19 +443,38 @@ class Ledger:
                     tenant, head, decisions, keys
                 )
             with tracer.start_as_current_span("decision.store.sapixdb"):
-                receipts = await self._store_provenance(tenant, decisions, receipts, events)
+                receipts = await self._store_provenance(tenant, receipts, events)
             sapix_ids = [r.sapix_id for r in receipts if r.sapix_id is not None]
+            # The edges (derived data) go in while Genesis DB commits: another file, another
+            # fsync, in parallel.
+            pseudonyms = [
+                [self.pseudonym(str(s)) for s in d.decision.get("data_subjects") or []]
+                for d in decisions
+            ]
+            records = [r.record for r in receipts]
+            linking = asyncio.create_task(self.provenance.link(tenant, records, pseudonyms))
             try:
                 with tracer.start_as_current_span("decision.store.genesisdb"):
                     await self.genesis.commit_events(events, preconditions)
             except PreconditionFailedError:
+                await asyncio.gather(linking, return_exceptions=True)
                 await self.provenance.discard(sapix_ids)
                 await self.head(tenant, reload=True)  # someone else wrote: catch up, retry
                 continue
             except DEFINITE_FAILURES:
+                await asyncio.gather(linking, return_exceptions=True)
                 await self.provenance.discard(sapix_ids)
                 raise
+            except BaseException:
+                await asyncio.gather(linking, return_exceptions=True)
+                raise
             self._heads[tenant] = new_head
+            try:
+                await linking
+            except Exception:
+                # Committed and in both stores; only the derived edges are missing. The
+                # repair pass writes them again (see Ledger.repair).
+                log.exception("graph edges were not written", extra={"tenant": tenant})
             out: list[list[Receipt]] = []
             offset = 0
             fresh_results = iter(fresh)
@@ -471,19 +489,11 @@ class Ledger:
         raise ConflictRetriesExhaustedError("the log head kept moving; retry the request")
 
     async def _store_provenance(
-        self,
-        tenant: str,
-        decisions: Sequence[PreparedDecision],
-        receipts: list[Receipt],
-        events: list[dict[str, Any]],
+        self, tenant: str, receipts: list[Receipt], events: list[dict[str, Any]]
     ) -> list[Receipt]:
         """Write the sealed records to SapixDB; name their ids in the batch's index events."""
-        pseudonyms = [
-            [self.pseudonym(str(s)) for s in d.decision.get("data_subjects") or []]
-            for d in decisions
-        ]
         sealed = [(r.record, r.log_index) for r in receipts]
-        sapix_ids = await self.provenance.store(tenant, sealed, pseudonyms)
+        sapix_ids = await self.provenance.store(tenant, sealed)
         index_events = [e for e in events if e["type"] == INDEX_TYPE]
         for event, sapix_id in zip(index_events, sapix_ids, strict=True):
             event["data"]["sapix_id"] = sapix_id
@@ -659,6 +669,17 @@ class Ledger:
             return None
         return found
 
+    async def _relink(self, tenant: str, receipt: Receipt) -> None:
+        """Write a committed decision's graph edges again if they are missing."""
+        decision_id = receipt.record["id"]
+        if await self.provenance.is_linked(tenant, decision_id):
+            return
+        values = await self.personal_values(tenant, decision_id) or []
+        subjects = [v.value for v in values if v.path.startswith("data_subjects.")]
+        await self.provenance.link(
+            tenant, [receipt.record], [[self.pseudonym(str(s)) for s in subjects]]
+        )
+
     async def compare_stores(self, tenant: str) -> StoreComparison:
         """Check that SapixDB holds every committed decision of the tenant, unchanged and not
         deleted, and count SapixDB records of the tenant no commit confirms (orphans)."""
@@ -705,10 +726,12 @@ class Ledger:
                     continue
                 payload = record.payload
                 tenant = payload.get("tenant") if isinstance(payload, dict) else None
-                if isinstance(tenant, str) and await self.confirm(
-                    tenant, payload, record.record_id
-                ):
+                confirmed = None
+                if isinstance(tenant, str):
+                    confirmed = await self.confirm(tenant, payload, record.record_id)
+                if confirmed is not None and isinstance(tenant, str):
                     confirmed_in_a_row += 1
+                    await self._relink(tenant, confirmed)
                 elif now_ms - record.timestamp_ms >= grace_ms:
                     orphans.append(record.record_id)
                     confirmed_in_a_row = 0

@@ -11,6 +11,11 @@ that makes a decision exist, so an acknowledged decision is always in both store
 whose commit then failed is an orphan, invisible because every read confirms each record
 against Genesis DB, and tombstoned by :meth:`ProvenanceStore.discard` (at once, or by the
 repair pass on start-up).
+
+Graph nodes of decisions are named by decision id (``decision:{tenant}:{id}``), not by
+SapixDB record id, so the edges need no answer from the record write and are written while
+Genesis DB commits. They are derived from the record: if writing them fails after the commit,
+the repair pass writes them again.
 """
 
 from __future__ import annotations
@@ -64,25 +69,38 @@ def document(tenant: str, record: dict[str, Any], log_index: int) -> dict[str, A
     return {key: value for key, value in doc.items() if value is not None}
 
 
+def decision_node(tenant: str, decision_id: str) -> str:
+    return node("decision", tenant, decision_id)
+
+
+def decision_id_of(graph_node: str, tenant: str) -> str | None:
+    """The decision id a graph node names, if it is one of the tenant's decision nodes."""
+    prefix = f"decision:{tenant}:"
+    return graph_node[len(prefix) :] if graph_node.startswith(prefix) else None
+
+
 def edges_of(
-    tenant: str, doc: dict[str, Any], record_id: str, pseudonyms: Iterable[str]
+    tenant: str, record: dict[str, Any], pseudonyms: Iterable[str]
 ) -> list[tuple[str, str, str]]:
-    """The (src, dst, type) edges that place one decision in the provenance graph."""
-    edges = [(record_id, node("agent", tenant, doc["agent"]), AGENT)]
-    if "run_id" in doc:
-        run = node("run", tenant, doc["run_id"])
-        edges.append((record_id, run, RUN))
-        if "parent_run_id" in doc:
-            edges.append((run, node("run", tenant, doc["parent_run_id"]), PARENT))
-    elif "parent_run_id" in doc:
-        edges.append((record_id, node("run", tenant, doc["parent_run_id"]), PARENT_RUN))
-    if "session_id" in doc:
-        edges.append((record_id, node("session", tenant, doc["session_id"]), SESSION))
-    model = doc["record"]["decision"].get("model") or {}
+    """The (src, dst, type) edges that place one sealed decision in the provenance graph."""
+    decision = record["decision"]
+    source = decision_node(tenant, record["id"])
+    edges = [(source, node("agent", tenant, record["chain"]), AGENT)]
+    run_id, parent_run_id = decision.get("run_id"), decision.get("parent_run_id")
+    if run_id is not None:
+        run = node("run", tenant, run_id)
+        edges.append((source, run, RUN))
+        if parent_run_id is not None:
+            edges.append((run, node("run", tenant, parent_run_id), PARENT))
+    elif parent_run_id is not None:
+        edges.append((source, node("run", tenant, parent_run_id), PARENT_RUN))
+    if decision.get("session_id") is not None:
+        edges.append((source, node("session", tenant, decision["session_id"]), SESSION))
+    model = decision.get("model") or {}
     if model.get("name"):
         name = f"{model.get('provider', '')}/{model['name']}"
-        edges.append((record_id, node("model", tenant, name), MODEL))
-    edges.extend((record_id, node("subject", tenant, p), SUBJECT) for p in pseudonyms)
+        edges.append((source, node("model", tenant, name), MODEL))
+    edges.extend((source, node("subject", tenant, p), SUBJECT) for p in pseudonyms)
     return edges
 
 
@@ -126,15 +144,10 @@ class ProvenanceStore:
         self.client = client
         self.collection = client.collection(COLLECTION)
 
-    async def store(
-        self,
-        tenant: str,
-        sealed: Sequence[tuple[dict[str, Any], int]],
-        pseudonyms: Sequence[Sequence[str]],
-    ) -> list[str]:
-        """Ingest sealed records (with their log index) and their edges; their SapixDB ids.
+    async def store(self, tenant: str, sealed: Sequence[tuple[dict[str, Any], int]]) -> list[str]:
+        """Ingest sealed records (with their log index); their SapixDB ids.
 
-        All or nothing: if any write fails, what was written is tombstoned and the error
+        All or nothing: if the write fails, what was written is tombstoned and the error
         raised, so the caller can fail the request without leaving anything behind.
         """
         docs = [document(tenant, record, index) for record, index in sealed]
@@ -152,16 +165,6 @@ class ProvenanceStore:
                 ids = []  # embedded batches are atomic: nothing was written
             else:
                 ids = await self._written_by_this_batch(docs)
-        if failure is None:
-            edges = [
-                edge
-                for doc, record_id, subjects in zip(docs, ids, pseudonyms, strict=True)
-                for edge in edges_of(tenant, doc, record_id, subjects)
-            ]
-            try:
-                await self.client.graph.add_edges(edges)  # one transaction when embedded
-            except SapixError as exc:
-                failure = exc
         if failure is not None:
             await self.discard(ids)
             raise failure
@@ -177,6 +180,21 @@ class ProvenanceStore:
             return []  # the repair pass on start-up tombstones what is left
         return [record.record_id for record in found]
 
+    async def link(
+        self, tenant: str, records: Sequence[dict[str, Any]], pseudonyms: Sequence[Sequence[str]]
+    ) -> None:
+        """Write the graph edges of sealed records (one transaction when embedded)."""
+        edges = [
+            edge
+            for record, subjects in zip(records, pseudonyms, strict=True)
+            for edge in edges_of(tenant, record, subjects)
+        ]
+        await self.client.graph.add_edges(edges)
+
+    async def is_linked(self, tenant: str, decision_id: str) -> bool:
+        """Whether the decision's edges are in the graph (every decision has an agent edge)."""
+        return bool(await self.client.graph.edges(decision_node(tenant, decision_id)))
+
     async def discard(self, record_ids: Iterable[str]) -> None:
         """Tombstone records whose decisions were never committed (best effort)."""
         await asyncio.gather(
@@ -184,11 +202,14 @@ class ProvenanceStore:
             return_exceptions=True,
         )
 
-    async def unlink_subject(self, tenant: str, pseudonym: str, record_ids: Iterable[str]) -> int:
+    async def unlink_subject(self, tenant: str, pseudonym: str, decision_ids: Iterable[str]) -> int:
         """Remove the edges from decisions to a data subject; how many existed."""
         target = node("subject", tenant, pseudonym)
         removed = await asyncio.gather(
-            *(self.client.graph.remove_edge(rid, target, SUBJECT) for rid in record_ids)
+            *(
+                self.client.graph.remove_edge(decision_node(tenant, d), target, SUBJECT)
+                for d in decision_ids
+            )
         )
         return sum(1 for r in removed if r)
 
@@ -227,10 +248,16 @@ class ProvenanceStore:
     async def tree(self, start: str, direction: str, depth: int = MAX_TREE_DEPTH) -> Any:
         return await self.client.graph.traverse(start, depth=depth, direction=direction)
 
-    async def members(self, group: str, edge_type: str) -> list[str]:
-        """The record ids with an edge of ``edge_type`` into ``group`` (a run or session)."""
+    async def members(self, tenant: str, group: str, edge_type: str) -> list[str]:
+        """The ids of decisions with an edge of ``edge_type`` into ``group`` (a run or
+        session)."""
         found = await self.client.graph.traverse(group, depth=1, direction="inbound")
-        return [e.src for e in found.edges if e.dst == group and e.edge_type == edge_type]
+        ids = [
+            decision_id_of(e.src, tenant)
+            for e in found.edges
+            if e.dst == group and e.edge_type == edge_type
+        ]
+        return [i for i in ids if i is not None]
 
     async def verify(self) -> dict[str, Any]:
         """SapixDB's own check of the collection's strand (hash chain and Merkle tree)."""
