@@ -1,6 +1,6 @@
 """SapixDB SDK benchmark: each number beside the raw ledgerstore baseline from the same run.
 
-    .venv/bin/python bench/sapixdb.py [--quick] [--postgres URL]
+    .venv/bin/python bench/sapixdb.py [--quick]
 
 On a fresh SQLite file per measurement (and a real ``python -m sapixdb.server`` process for
 HTTP), it measures:
