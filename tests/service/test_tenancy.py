@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,12 +26,6 @@ from tests.service.inprocess import DECISION, EVERY_SCOPE, Service, read_events,
 
 A, B = "acme", "acme-2"
 SECRET = DECISION["input"]["message"]
-
-
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[Service]:
-    async with running(tmp_path / "data") as running_service:
-        yield running_service
 
 
 @dataclass
