@@ -82,6 +82,9 @@ class VerificationReport:
         }
 
 
+GAP_LOOKAHEAD = 1_000  # records to look through for one that is missing or only moved
+
+
 @dataclass
 class LogVerifier:
     """Feed it a tenant's records in log order; it checks each as it comes."""
@@ -97,6 +100,9 @@ class LogVerifier:
     checkpoints_checked: int = 0
 
     def __post_init__(self) -> None:
+        # A gap in a chain: the problem, the chain, the sequence it lacks, the moved record's
+        # sequence, and how many more records to look through for the lacking one.
+        self._gap: tuple[RecordProblem, str, int, int | None, int] | None = None
         wanted = list(self.checkpoints) + ([self.trusted] if self.trusted else [])
         self._due = sorted(wanted, key=lambda c: c.size)
         self._check_due()
@@ -106,11 +112,38 @@ class LogVerifier:
         a problem was found."""
         if self.problem is not None:
             return False
-        self.problem = self._check(record, log_index)
+        if self._gap is not None:
+            self._look_for_gap(record)
+            return self.problem is None
+        problem = self._check(record, log_index)
+        if problem is not None and problem.reason == "missing":
+            # Missing, or only moved? Look ahead: a record that comes later is "reordered".
+            moved = record.get("sequence") if isinstance(record, dict) else None
+            chain = str(record.get("chain"))
+            self._gap = (problem, chain, problem.sequence or 0, moved, GAP_LOOKAHEAD)
+            return True
+        self.problem = problem
         if self.problem is None:
             self.tree.append(merkle.leaf_hash(leaf_data(record)))
             self._check_due()
         return self.problem is None
+
+    def _look_for_gap(self, record: dict[str, Any]) -> None:
+        assert self._gap is not None
+        missing, chain, wanted, moved, left = self._gap
+        found = (
+            isinstance(record, dict)
+            and str(record.get("chain")) == chain
+            and record.get("sequence") == wanted
+            and check_record(record, self.trust) is None
+        )
+        if found:
+            detail = f"chain {chain!r}: #{wanted} comes after #{moved}"
+            self.problem = RecordProblem("reordered", missing.record_id, moved, detail)
+        elif left <= 1:
+            self.problem = missing
+        else:
+            self._gap = (missing, chain, wanted, moved, left - 1)
 
     def _check(self, record: dict[str, Any], log_index: int | None) -> RecordProblem | None:
         problem = check_record(record, self.trust)
@@ -163,6 +196,8 @@ class LogVerifier:
                 )
 
     def finish(self) -> VerificationReport:
+        if self.problem is None and self._gap is not None:
+            self.problem = self._gap[0]  # the lacking record never came
         if self.problem is None and self._due:
             largest = self._due[-1]
             self.problem = RecordProblem(

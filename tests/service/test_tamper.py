@@ -246,12 +246,6 @@ def test_two_swapped_decisions_of_one_chain_are_caught_at_the_first(trail: Trail
     assert problem["reason"] in ("missing", "reordered")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a swap within a chain is reported as 'missing' (sequence 3 where 2 was expected): "
-    "LogVerifier stops at the first problem and never sees #2 come later",
-)
 def test_two_swapped_decisions_of_one_chain_are_reordered(trail: Trail) -> None:
     positions = rows(trail)
     with rawdb.connect(trail.genesis) as conn:

@@ -103,3 +103,22 @@ def test_checkpoints_need_a_trusted_signature(keyring: Keyring, tmp_path: Path) 
         open_checkpoint(good, keyring.trust, "dt.test/other-tenant")
     with pytest.raises(CheckpointError):
         open_checkpoint("garbage", keyring.trust)
+
+
+def test_a_gap_is_missing_unless_the_record_comes_later(keyring: Keyring) -> None:
+    log = build_log(keyring, 12)  # chain a: r0 r2 r4 …, chain b: r1 r3 …
+    deleted = log[:4] + log[5:]  # r4 (a #2) gone
+    report = verify_records(deleted, tenant="t", trust=keyring.trust)
+    assert report.problem is not None
+    assert (report.problem.reason, report.problem.record_id, report.problem.sequence) == (
+        "missing", "r6", 2,
+    )  # fmt: skip
+    swapped = [*log[:4], log[6], log[5], log[4], *log[7:]]  # a #3 before a #2
+    report = verify_records(swapped, tenant="t", trust=keyring.trust)
+    assert report.problem is not None
+    assert (report.problem.reason, report.problem.record_id, report.problem.sequence) == (
+        "reordered", "r6", 3,
+    )  # fmt: skip
+    cut = [*log[:4], log[6]]  # a #3 is the last record: #2 never comes
+    report = verify_records(cut, tenant="t", trust=keyring.trust)
+    assert report.problem is not None and report.problem.reason == "missing"
