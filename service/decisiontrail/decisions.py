@@ -53,19 +53,15 @@ async def record_decisions(
     idempotency_key: str | None,
     endpoint: str,
 ) -> list[Receipt]:
+    started = time.perf_counter()
     request_trace = current_trace_ids()  # the request's span, not the validate span below
     with tracer.start_as_current_span("decision.validate") as span:
         span.set_attribute("decisiontrail.decisions", len(decisions))
         prepared = [prepare(decision, request_trace) for decision in decisions]
-    started = time.perf_counter()
     try:
         receipts = await ledger.record(tenant, prepared, idempotency_key=idempotency_key)
-    except (GenesisDBError, LedgerError, SapixError) as exc:
-        store = "sapixdb" if isinstance(exc, SapixError) else "genesisdb"
-        metrics.store_errors.labels(store).inc()
+    except (GenesisDBError, LedgerError, SapixError) as exc:  # timed and counted by the ledger
         raise StoreUnavailable(f"the decision was not recorded ({type(exc).__name__})") from None
-    finally:
-        metrics.store_latency.labels("genesisdb", "commit").observe(time.perf_counter() - started)
     metrics.ingest_latency.labels(endpoint).observe(time.perf_counter() - started)
     for decision in decisions:
         agent = metrics.agent_label(decision.agent)

@@ -38,14 +38,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import contextvars
 import hashlib
 import hmac
 import logging
 import secrets
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -251,8 +253,10 @@ class Ledger:
         pepper: bytes,
         provenance: ProvenanceStore,
         on_checkpoint: Callable[[str], None] | None = None,
+        on_store_call: Callable[[str, str, float, bool], None] | None = None,
     ) -> None:
         self.on_checkpoint = on_checkpoint  # told the tenant of every checkpoint issued
+        self.on_store_call = on_store_call  # told (store, operation, seconds, ok) of each write
         self.genesis = genesis
         self.provenance = provenance
         self.keyring = keyring
@@ -442,7 +446,10 @@ class Ledger:
                 events, preconditions, receipts, new_head = await self._batch(
                     tenant, head, decisions, keys
                 )
-            with tracer.start_as_current_span("decision.store.sapixdb"):
+            with (
+                tracer.start_as_current_span("decision.store.sapixdb"),
+                self._store_call("sapixdb", "ingest"),
+            ):
                 receipts = await self._store_provenance(tenant, receipts, events)
             sapix_ids = [r.sapix_id for r in receipts if r.sapix_id is not None]
             # The edges (derived data) go in while Genesis DB commits: another file, another
@@ -452,9 +459,12 @@ class Ledger:
                 for d in decisions
             ]
             records = [r.record for r in receipts]
-            linking = asyncio.create_task(self.provenance.link(tenant, records, pseudonyms))
+            linking = asyncio.create_task(self._link(tenant, records, pseudonyms))
             try:
-                with tracer.start_as_current_span("decision.store.genesisdb"):
+                with (
+                    tracer.start_as_current_span("decision.store.genesisdb"),
+                    self._store_call("genesisdb", "commit"),
+                ):
                     await self.genesis.commit_events(events, preconditions)
             except PreconditionFailedError:
                 await asyncio.gather(linking, return_exceptions=True)
@@ -487,6 +497,26 @@ class Ledger:
                 offset += len(request.decisions)
             return out
         raise ConflictRetriesExhaustedError("the log head kept moving; retry the request")
+
+    @contextlib.contextmanager
+    def _store_call(self, store: str, operation: str) -> Iterator[None]:
+        """Time a store write for ``on_store_call``; a lost precondition is no store error."""
+        started, ok = time.perf_counter(), False
+        try:
+            yield
+            ok = True
+        except PreconditionFailedError:
+            ok = True
+            raise
+        finally:
+            if self.on_store_call is not None:
+                self.on_store_call(store, operation, time.perf_counter() - started, ok)
+
+    async def _link(
+        self, tenant: str, records: list[dict[str, Any]], pseudonyms: list[list[str]]
+    ) -> None:
+        with self._store_call("sapixdb", "add_edges"):
+            await self.provenance.link(tenant, records, pseudonyms)
 
     async def _store_provenance(
         self, tenant: str, receipts: list[Receipt], events: list[dict[str, Any]]

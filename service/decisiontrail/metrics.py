@@ -70,6 +70,11 @@ class Metrics:
             return agent
         return "other"
 
+    def store_call(self, store: str, operation: str, seconds: float, ok: bool) -> None:
+        self.store_latency.labels(store, operation).observe(seconds)
+        if not ok:
+            self.store_errors.labels(store).inc()
+
     def checkpoint_issued(self, tenant: str) -> None:
         self._checkpoints[tenant] = time.time()
 

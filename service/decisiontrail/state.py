@@ -49,6 +49,7 @@ class ServiceState:
             pepper=load_pepper(settings.key_directory),
             provenance=ProvenanceStore(sapix),
             on_checkpoint=metrics.checkpoint_issued,
+            on_store_call=metrics.store_call,
         )
         # A crash between the SapixDB write and the Genesis DB commit leaves records no read
         # confirms; tombstone them before serving (see Ledger.repair).

@@ -194,6 +194,9 @@ async def test_health_and_metrics(api: Api) -> None:
     await api.client.get("/v1/checkpoints/latest", headers=await api.key("acme", Scope.READ))
     text = (await api.client.get("/metrics")).text
     assert 'decisiontrail_checkpoint_age_seconds{tenant="acme"}' in text
+    for store, operation in [("sapixdb", "ingest"), ("sapixdb", "add_edges"),
+                             ("genesisdb", "commit")]:  # fmt: skip
+        assert f'store_seconds_count{{operation="{operation}",store="{store}"}} 1.0' in text
     assert "Alice" not in text
 
 

@@ -171,10 +171,13 @@ async def test_a_failed_sapixdb_write_leaves_nothing_behind(
     async def failing_write_batch(*args: Any, **kwargs: Any) -> Any:
         raise SapixError("disk full", 503, "UNAVAILABLE")
 
+    calls: list[tuple[str, str, bool]] = []
+    ledger.on_store_call = lambda store, operation, _, ok: calls.append((store, operation, ok))
     monkeypatch.setattr(ledger.provenance.collection, "write_batch", failing_write_batch)
     with pytest.raises(SapixError):
         await ledger.record("acme", [decision("a", i) for i in range(1, 4)])
     monkeypatch.undo()
+    assert calls == [("sapixdb", "ingest", False)]  # counted as a store error, nothing more
     assert len(await all_records(ledger, "acme")) == 1  # Genesis DB got nothing
     assert len(await ledger.provenance.recent(before_hlc=None, limit=100)) == 1
     more = await ledger.record("acme", [decision("a", 1)])
