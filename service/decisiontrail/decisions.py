@@ -145,7 +145,7 @@ async def list_decisions(
     if not 1 <= limit <= MAX_PAGE:
         raise Unprocessable(f"limit must be between 1 and {MAX_PAGE}")
     if data_subject is not None:
-        ids = await ledger.subject_decisions(tenant, data_subject, include_erased=False)
+        ids = await ledger.subject_decisions(tenant, data_subject)
         if not ids:
             return {"data": [], "next_cursor": None}
         where = replace(where, decision_ids=frozenset(ids))

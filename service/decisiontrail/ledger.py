@@ -1,8 +1,7 @@
 """The decision ledger: sealing, chaining and committing decisions through Genesis DB, the
 source of truth, with each tenant's transparency log persisted as tiles beside them.
 
-Events (Genesis DB subjects; agent names are percent-encoded, data-subject ids never appear —
-only ``HMAC-SHA256(pepper, id)`` pseudonyms):
+Events (Genesis DB subjects; agent names are percent-encoded, data-subject ids never appear):
 
 - ``/tenants/{t}/agents/{a}/decisions/{id}``  ``io.decisiontrail.decision.recorded``:
   ``{"record": <sealed record>, "log_index": n}``
@@ -10,9 +9,13 @@ only ``HMAC-SHA256(pepper, id)`` pseudonyms):
   index, so a decision is found by id with two indexed lookups
 - ``/tenants/{t}/personal/{id}``  ``io.decisiontrail.personal.stored`` — stored as reference
   (erasable): the decision's personal values with their salts
-- ``/data-subjects/{pseudonym}/tenants/{t}/decisions/{id}``  ``io.decisiontrail.subject.linked``
-  — stored as
-  reference: the clear subject id, tenant and decision id
+- ``/tenants/{t}/subject-keys/{HMAC-SHA256(pepper, subject id)}``
+  ``io.decisiontrail.subject.key`` — stored as reference (erasable): a random key naming the
+  data subject everywhere else. Erasure erases it, so nothing left behind (links, holds,
+  SapixDB graph nodes) can be tied to the person again, not even with the pepper.
+- ``/data-subjects/{key}/tenants/{t}/decisions/{id}``  ``io.decisiontrail.subject.linked`` —
+  stored as reference: the tenant and decision id
+- ``/data-subjects/{key}/tenants/{t}/hold``  legal hold placed / released
 - ``/tenants/{t}/log/{start}``  ``io.decisiontrail.log.batch``: where a batch starts, how many
   records it holds, and the tile frontier after it (the unfinished tile of every level)
 - ``/tenants/{t}/chains/{a}``  ``io.decisiontrail.chain.head``: a chain's next sequence number
@@ -101,6 +104,8 @@ CHAIN_HEAD_TYPE = "io.decisiontrail.chain.head"
 TILE_TYPE = "io.decisiontrail.tile"
 IDEMPOTENCY_TYPE = "io.decisiontrail.idempotency"
 CHECKPOINT_TYPE = "io.decisiontrail.checkpoint"
+SUBJECT_KEY_TYPE = "io.decisiontrail.subject.key"
+SUBJECT_KEY_SECONDS = 10.0  # how long a replica trusts a cached subject key (erasure elsewhere)
 HOLD_PLACED_TYPE = "io.decisiontrail.legal-hold.placed"
 HOLD_RELEASED_TYPE = "io.decisiontrail.legal-hold.released"
 MAX_CLAIM_RETRIES = 20
@@ -264,6 +269,7 @@ class Ledger:
         self.pepper = pepper
         self._heads: dict[str, TenantHead] = {}
         self._pending: dict[str, list[_Request]] = {}
+        self._subject_keys: dict[tuple[str, str], tuple[float, str]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
         self._tiles = _TileCache()
 
@@ -277,49 +283,118 @@ class Ledger:
     def pseudonym(self, subject_id: str) -> str:
         return hmac.new(self.pepper, subject_id.encode(), hashlib.sha256).hexdigest()
 
-    def subject_path(self, tenant: str, subject_id: str) -> str:
-        """Where a data subject's links within one tenant live (no clear id in the path)."""
-        return f"/data-subjects/{self.pseudonym(subject_id)}/tenants/{quote(tenant, safe='')}"
+    @staticmethod
+    def subject_path(tenant: str, key: str) -> str:
+        """Where a data subject's links within one tenant live, under the subject's key."""
+        return f"/data-subjects/{key}/tenants/{quote(tenant, safe='')}"
+
+    def _key_registry(self, tenant: str, subject_id: str) -> str:
+        return f"{tenant_path(tenant)}/subject-keys/{self.pseudonym(subject_id)}"
 
     # --- data subjects -----------------------------------------------------------------------
 
-    async def subject_decisions(
-        self, tenant: str, subject_id: str, *, include_erased: bool = True
-    ) -> list[str]:
-        """The ids of the tenant's decisions linked to a data subject; erased links count only
-        with ``include_erased`` (erasure itself needs them, queries must not see them)."""
-        events = await self.genesis.stream_events(self.subject_path(tenant, subject_id))
-        links = [to_dict(e) for e in events]
+    async def subject_keys(self, tenant: str, subject_id: str) -> list[str]:
+        """The subject's keys not erased (usually one; replicas racing may have made two)."""
+        keys = []
+        for event in await self.genesis.stream_events(self._key_registry(tenant, subject_id)):
+            data = to_dict(event)["data"]
+            key = data.get("key") if isinstance(data, dict) else None
+            if isinstance(key, str) and key:
+                keys.append(key)
+        return keys
+
+    async def _subject_keys_for(
+        self, tenant: str, decisions: Sequence[PreparedDecision]
+    ) -> tuple[list[list[str]], list[dict[str, Any]], dict[tuple[str, str], str]]:
+        """Each decision's subject keys, the key events for subjects seen for the first time,
+        and the keys to remember once the batch is committed."""
+        found: dict[str, str] = {}
+        fresh: dict[tuple[str, str], str] = {}
+        events: list[dict[str, Any]] = []
+        now = time.monotonic()
+        for subject_id in dict.fromkeys(
+            str(s) for d in decisions for s in d.decision.get("data_subjects") or []
+        ):
+            pseudonym = self.pseudonym(subject_id)
+            cached = self._subject_keys.get((tenant, pseudonym))
+            if cached is not None and now - cached[0] < SUBJECT_KEY_SECONDS:
+                found[subject_id] = cached[1]
+                continue
+            keys = await self.subject_keys(tenant, subject_id)
+            key = keys[-1] if keys else secrets.token_hex(16)
+            if not keys:
+                registry = self._key_registry(tenant, subject_id)
+                events.append(self._event(registry, SUBJECT_KEY_TYPE, {"key": key}, erasable=True))
+            found[subject_id] = key
+            fresh[(tenant, pseudonym)] = key
+        per_decision = [
+            [found[str(s)] for s in d.decision.get("data_subjects") or []] for d in decisions
+        ]
+        return per_decision, events, fresh
+
+    def _remember_subject_keys(self, keys: dict[tuple[str, str], str]) -> None:
+        if len(self._subject_keys) > 100_000:
+            self._subject_keys.clear()
+        now = time.monotonic()
+        self._subject_keys.update({ident: (now, key) for ident, key in keys.items()})
+
+    async def _linked(self, tenant: str, key: str) -> list[str]:
+        events = await self.genesis.stream_events(self.subject_path(tenant, key))
         return [
-            e["subject"].rsplit("/", 1)[-1]
-            for e in links
-            if e["type"] == SUBJECT_LINK_TYPE
-            and (include_erased or (isinstance(e["data"], dict) and e["data"].get("decision_id")))
+            to_dict(e)["subject"].rsplit("/", 1)[-1]
+            for e in events
+            if to_dict(e)["type"] == SUBJECT_LINK_TYPE
         ]
 
+    async def subject_decisions(self, tenant: str, subject_id: str) -> list[str]:
+        """The ids of the tenant's decisions linked to a data subject (none once erased)."""
+        ids: list[str] = []
+        for key in await self.subject_keys(tenant, subject_id):
+            ids.extend(await self._linked(tenant, key))
+        return list(dict.fromkeys(ids))
+
     async def legal_hold(self, tenant: str, subject_id: str) -> bool:
-        events = await self.genesis.stream_events(f"{self.subject_path(tenant, subject_id)}/hold")
-        return bool(events) and to_dict(events[-1])["type"] == HOLD_PLACED_TYPE
+        for key in await self.subject_keys(tenant, subject_id):
+            events = await self.genesis.stream_events(f"{self.subject_path(tenant, key)}/hold")
+            if events and to_dict(events[-1])["type"] == HOLD_PLACED_TYPE:
+                return True
+        return False
 
     async def set_legal_hold(self, tenant: str, subject_id: str, *, placed: bool) -> None:
         kind = HOLD_PLACED_TYPE if placed else HOLD_RELEASED_TYPE
-        subject = f"{self.subject_path(tenant, subject_id)}/hold"
         when = format_time(datetime.now(UTC))
-        await self.genesis.commit_events([self._event(subject, kind, {"at": when})])
+        keys = await self.subject_keys(tenant, subject_id)
+        events = []
+        if not keys:
+            keys = [secrets.token_hex(16)]
+            registry = self._key_registry(tenant, subject_id)
+            events.append(self._event(registry, SUBJECT_KEY_TYPE, {"key": keys[0]}, erasable=True))
+        for key in keys:
+            events.append(self._event(f"{self.subject_path(tenant, key)}/hold", kind, {"at": when}))
+        await self.genesis.commit_events(events)
 
     async def erase_subject(self, tenant: str, subject_id: str) -> tuple[list[str], int]:
-        """Erase every personal value of the subject's decisions and the subject's links.
+        """Erase every personal value of the subject's decisions, the subject's links and the
+        subject's keys.
 
         Returns the decision ids and the number of erased values. Hashes, chains, signatures
-        and proofs are untouched: records hold only salted commitments.
+        and proofs are untouched: records hold only salted commitments. What stays (link and
+        hold subjects, SapixDB graph nodes) is named by keys nobody can tie to the person.
         """
-        decision_ids = await self.subject_decisions(tenant, subject_id)
+        keys = await self.subject_keys(tenant, subject_id)
+        decision_ids: list[str] = []
+        for key in keys:
+            decision_ids.extend(await self._linked(tenant, key))
+        decision_ids = list(dict.fromkeys(decision_ids))
         erased = 0
         for decision_id in decision_ids:
             erased += await self.genesis.erase_data(f"{tenant_path(tenant)}/personal/{decision_id}")
-        erased += await self.genesis.erase_data(self.subject_path(tenant, subject_id))
-        # SapixDB never held the values; cut the graph's links to the subject's pseudonym.
-        await self.provenance.unlink_subject(tenant, self.pseudonym(subject_id), decision_ids)
+        for key in keys:
+            erased += await self.genesis.erase_data(self.subject_path(tenant, key))
+            # SapixDB never held the values; cut the graph's links to the subject's key too.
+            await self.provenance.unlink_subject(tenant, key, decision_ids)
+        erased += await self.genesis.erase_data(self._key_registry(tenant, subject_id))
+        self._subject_keys.pop((tenant, self.pseudonym(subject_id)), None)
         return decision_ids, erased
 
     # --- the head ----------------------------------------------------------------------------
@@ -442,10 +517,12 @@ class Ledger:
             if len({key for key, _, _ in keys}) < len(keys):
                 # The same key twice in one group: commit the first alone, the rest after it.
                 raise LedgerError("an idempotency key repeats within one commit")
+            subject_keys, key_events, fresh_keys = await self._subject_keys_for(tenant, decisions)
             with tracer.start_as_current_span("decision.sign"):
                 events, preconditions, receipts, new_head = await self._batch(
-                    tenant, head, decisions, keys
+                    tenant, head, decisions, keys, subject_keys
                 )
+            events.extend(key_events)
             with (
                 tracer.start_as_current_span("decision.store.sapixdb"),
                 self._store_call("sapixdb", "ingest"),
@@ -454,12 +531,8 @@ class Ledger:
             sapix_ids = [r.sapix_id for r in receipts if r.sapix_id is not None]
             # The edges (derived data) go in while Genesis DB commits: another file, another
             # fsync, in parallel.
-            pseudonyms = [
-                [self.pseudonym(str(s)) for s in d.decision.get("data_subjects") or []]
-                for d in decisions
-            ]
             records = [r.record for r in receipts]
-            linking = asyncio.create_task(self._link(tenant, records, pseudonyms))
+            linking = asyncio.create_task(self._link(tenant, records, subject_keys))
             try:
                 with (
                     tracer.start_as_current_span("decision.store.genesisdb"),
@@ -479,6 +552,7 @@ class Ledger:
                 await asyncio.gather(linking, return_exceptions=True)
                 raise
             self._heads[tenant] = new_head
+            self._remember_subject_keys(fresh_keys)
             try:
                 await linking
             except Exception:
@@ -513,10 +587,10 @@ class Ledger:
                 self.on_store_call(store, operation, time.perf_counter() - started, ok)
 
     async def _link(
-        self, tenant: str, records: list[dict[str, Any]], pseudonyms: list[list[str]]
+        self, tenant: str, records: list[dict[str, Any]], subject_keys: list[list[str]]
     ) -> None:
         with self._store_call("sapixdb", "add_edges"):
-            await self.provenance.link(tenant, records, pseudonyms)
+            await self.provenance.link(tenant, records, subject_keys)
 
     async def _store_provenance(
         self, tenant: str, receipts: list[Receipt], events: list[dict[str, Any]]
@@ -538,6 +612,7 @@ class Ledger:
         head: TenantHead,
         decisions: Sequence[PreparedDecision],
         idempotency_keys: Sequence[tuple[str, int, int]],
+        subject_keys: Sequence[Sequence[str]],
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Receipt], TenantHead]:
         """The events of one batch: ``idempotency_keys`` name which decisions (``[start,
         end)``) each request's key stands for."""
@@ -573,7 +648,9 @@ class Ledger:
                     {"agent": agent, "log_index": log_index},
                 )
             )
-            events.extend(self._personal_events(tenant, decision_id, prepared, personal))
+            events.extend(
+                self._personal_events(tenant, decision_id, personal, subject_keys[offset])
+            )
         frontier = TileFrontier.from_json(head.frontier.to_json())  # a copy to advance
         for tile in frontier.extend(leaves):
             events.append(
@@ -608,8 +685,8 @@ class Ledger:
         self,
         tenant: str,
         decision_id: str,
-        prepared: PreparedDecision,
         personal: list[PersonalValue],
+        subject_keys: Sequence[str],
     ) -> list[dict[str, Any]]:
         if not personal:
             return []
@@ -625,12 +702,12 @@ class Ledger:
                 erasable=True,
             )
         ]
-        for subject_id in prepared.decision.get("data_subjects") or []:
+        for key in dict.fromkeys(subject_keys):
             events.append(
                 self._event(
-                    f"{self.subject_path(tenant, str(subject_id))}/decisions/{decision_id}",
+                    f"{self.subject_path(tenant, key)}/decisions/{decision_id}",
                     SUBJECT_LINK_TYPE,
-                    {"subject_id": subject_id, "tenant": tenant, "decision_id": decision_id},
+                    {"tenant": tenant, "decision_id": decision_id},
                     erasable=True,
                 )
             )
@@ -705,10 +782,11 @@ class Ledger:
         if await self.provenance.is_linked(tenant, decision_id):
             return
         values = await self.personal_values(tenant, decision_id) or []
-        subjects = [v.value for v in values if v.path.startswith("data_subjects.")]
-        await self.provenance.link(
-            tenant, [receipt.record], [[self.pseudonym(str(s)) for s in subjects]]
-        )
+        keys: list[str] = []
+        for value in values:  # an erased subject has no keys left: no edge to it
+            if value.path.startswith("data_subjects."):
+                keys.extend((await self.subject_keys(tenant, str(value.value)))[-1:])
+        await self.provenance.link(tenant, [receipt.record], [keys])
 
     async def compare_stores(self, tenant: str) -> StoreComparison:
         """Check that SapixDB holds every committed decision of the tenant, unchanged and not

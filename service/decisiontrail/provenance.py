@@ -3,8 +3,8 @@
 model and data subjects, for provenance queries, time travel and filtered listing.
 
 SapixDB strands cannot erase anything, so nothing personal goes in: the sealed record holds
-only salted commitments, and data subjects appear as HMAC pseudonyms (``subject:…`` nodes),
-whose edges erasure removes.
+only salted commitments, and data subjects appear by their random subject keys (``subject:…``
+nodes), whose mapping to the person erasure destroys, and whose edges it removes.
 
 Genesis DB is the source of truth. Records are written here *before* the Genesis DB commit
 that makes a decision exist, so an acknowledged decision is always in both stores; a record
@@ -80,7 +80,7 @@ def decision_id_of(graph_node: str, tenant: str) -> str | None:
 
 
 def edges_of(
-    tenant: str, record: dict[str, Any], pseudonyms: Iterable[str]
+    tenant: str, record: dict[str, Any], subject_keys: Iterable[str]
 ) -> list[tuple[str, str, str]]:
     """The (src, dst, type) edges that place one sealed decision in the provenance graph."""
     decision = record["decision"]
@@ -100,7 +100,7 @@ def edges_of(
     if model.get("name"):
         name = f"{model.get('provider', '')}/{model['name']}"
         edges.append((source, node("model", tenant, name), MODEL))
-    edges.extend((source, node("subject", tenant, p), SUBJECT) for p in pseudonyms)
+    edges.extend((source, node("subject", tenant, k), SUBJECT) for k in dict.fromkeys(subject_keys))
     return edges
 
 
@@ -181,12 +181,12 @@ class ProvenanceStore:
         return [record.record_id for record in found]
 
     async def link(
-        self, tenant: str, records: Sequence[dict[str, Any]], pseudonyms: Sequence[Sequence[str]]
+        self, tenant: str, records: Sequence[dict[str, Any]], subject_keys: Sequence[Sequence[str]]
     ) -> None:
         """Write the graph edges of sealed records (one transaction when embedded)."""
         edges = [
             edge
-            for record, subjects in zip(records, pseudonyms, strict=True)
+            for record, subjects in zip(records, subject_keys, strict=True)
             for edge in edges_of(tenant, record, subjects)
         ]
         await self.client.graph.add_edges(edges)
@@ -202,9 +202,9 @@ class ProvenanceStore:
             return_exceptions=True,
         )
 
-    async def unlink_subject(self, tenant: str, pseudonym: str, decision_ids: Iterable[str]) -> int:
-        """Remove the edges from decisions to a data subject; how many existed."""
-        target = node("subject", tenant, pseudonym)
+    async def unlink_subject(self, tenant: str, key: str, decision_ids: Iterable[str]) -> int:
+        """Remove the edges from decisions to a data subject (by its key); how many existed."""
+        target = node("subject", tenant, key)
         removed = await asyncio.gather(
             *(
                 self.client.graph.remove_edge(decision_node(tenant, d), target, SUBJECT)

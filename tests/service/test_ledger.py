@@ -151,14 +151,17 @@ async def test_every_decision_is_in_sapixdb_with_its_provenance_edges(ledger: Le
     assert ("run:acme:r1", "run") in edges and ("session:acme:s1", "session") in edges
     assert ("model:acme:openai/gpt-4o", "model") in edges and ("agent:acme:a", "agent") in edges
     subject_edges = [dst for dst, kind in edges if kind == "subject"]
-    assert subject_edges == [f"subject:acme:{ledger.pseudonym('alice')}"]
-    assert "alice" not in repr(edges)
+    (alice_key,) = await ledger.subject_keys("acme", "alice")
+    assert subject_edges == [f"subject:acme:{alice_key}"]
+    assert "alice" not in repr(edges) and ledger.pseudonym("alice") not in repr(edges)
     members = await ledger.provenance.members("acme", "run:acme:r2", "run")
     assert members == [child.record["id"]]
     ancestors = await ledger.provenance.tree("run:acme:r2", "outbound")
     assert "run:acme:r1" in {n.record_id for n in ancestors.nodes}
-    # Erasure cuts the graph's link to the subject.
+    # Erasure cuts the graph's link to the subject and forgets the subject's key.
     await ledger.erase_subject("acme", "alice")
+    assert await ledger.subject_keys("acme", "alice") == []
+    assert await ledger.subject_decisions("acme", "alice") == []
     edges = {(e.dst, e.edge_type) for e in await graph.edges(parent_node)}
     assert not [dst for dst, kind in edges if kind == "subject"]
 
@@ -204,7 +207,7 @@ async def test_edges_lost_after_the_commit_are_written_again(
     node = f"decision:acme:{receipts[0].record['id']}"
     kinds = {e.edge_type: e.dst for e in await ledger.provenance.client.graph.edges(node)}
     assert kinds["run"] == "run:acme:r0"
-    assert kinds["subject"] == f"subject:acme:{ledger.pseudonym('bob')}"
+    assert kinds["subject"] == f"subject:acme:{(await ledger.subject_keys('acme', 'bob'))[0]}"
 
 
 async def test_an_unknown_commit_outcome_is_repaired(
@@ -250,3 +253,32 @@ async def test_concurrent_requests_share_commits_and_fail_alone(ledger: Ledger) 
     await asyncio.gather(*calls)
     more = await ledger.genesis.stream_events("/tenants/acme/log")
     assert len(more) - len(batches) < 10  # requests that waited together share a commit
+
+
+async def test_after_erasure_nothing_ties_the_subject_to_a_decision(ledger: Ledger) -> None:
+    await ledger.set_legal_hold("acme", "carol", placed=True)  # a key before any decision
+    assert await ledger.legal_hold("acme", "carol")
+    await ledger.set_legal_hold("acme", "carol", placed=False)
+    first = await ledger.record(
+        "acme", [decision("a", i, data_subjects=["carol"]) for i in range(3)]
+    )
+    (key,) = await ledger.subject_keys("acme", "carol")
+    assert sorted(await ledger.subject_decisions("acme", "carol")) == sorted(
+        r.record["id"] for r in first
+    )
+    decision_ids, erased = await ledger.erase_subject("acme", "carol")
+    assert len(decision_ids) == 3 and erased >= 7  # 3 values, 3 links, the key
+    # What stays is named by the key, and the key itself is gone: no lookup by the person
+    # (even one with the pepper) reaches the old decisions.
+    assert await ledger.subject_keys("acme", "carol") == []
+    assert await ledger.subject_decisions("acme", "carol") == []
+    assert not await ledger.legal_hold("acme", "carol")
+    registry = await ledger.genesis.stream_events(
+        f"/tenants/acme/subject-keys/{ledger.pseudonym('carol')}"
+    )
+    assert registry and all(key not in repr(e) for e in registry)
+    # A later decision about the same person gets a new key, unrelated to the old one.
+    later = await ledger.record("acme", [decision("a", 9, data_subjects=["carol"])])
+    (new_key,) = await ledger.subject_keys("acme", "carol")
+    assert new_key != key
+    assert await ledger.subject_decisions("acme", "carol") == [later[0].record["id"]]
