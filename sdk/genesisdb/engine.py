@@ -88,6 +88,7 @@ _INDEX_PAGE = 500  # ledgerstore's page size: one page never pays the re-sorting
 _SCAN_FACTOR = 64
 _MAX_COUNTED_GROUPS = 1000  # above this many types, counting per type costs more
 _KNOWN_CACHE = 100_000
+_KEYS_PER_LOOKUP = 500  # subjects checked in one query when a commit indexes new ones
 
 
 class _Source(Protocol):
@@ -353,18 +354,26 @@ class Engine:
         added the same subject would have moved the head).
         """
         new: list[NewEntry] = []
-        wanted = dict.fromkeys(
-            [(SUBJECTS_LOG, item.subject) for item in prepared]
-            + [(TYPES_LOG, item.type) for item in prepared]
-        )
-        for log, name in wanted:
-            if (log, name) in self._known:
-                continue
-            if self._count(self.store, log, EntryFilter(key=name)):
-                self._remember(log, name)
-                continue
-            new.append(NewEntry(log, b"", ledgerstore.PayloadFormat.BYTES, key=name))
+        for log, names in (
+            (SUBJECTS_LOG, [item.subject for item in prepared]),
+            (TYPES_LOG, [item.type for item in prepared]),
+        ):
+            unknown = [n for n in dict.fromkeys(names) if (log, n) not in self._known]
+            for start in range(0, len(unknown), _KEYS_PER_LOOKUP):
+                chunk = unknown[start : start + _KEYS_PER_LOOKUP]
+                found = self._existing(log, frozenset(chunk))  # one indexed lookup per chunk
+                for name in chunk:
+                    if name in found:
+                        self._remember(log, name)
+                    else:
+                        new.append(NewEntry(log, b"", ledgerstore.PayloadFormat.BYTES, key=name))
         return new
+
+    def _existing(self, log: str, names: frozenset[str]) -> set[str]:
+        try:
+            return {entry.key or "" for entry in self.store.read(log, EntryFilter(keys=names))}
+        except ledgerstore.UnknownLogError:
+            return set()
 
     def _remember(self, log: str, name: str) -> None:
         self._known[(log, name)] = None

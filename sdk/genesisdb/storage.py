@@ -73,6 +73,8 @@ def entry_matches(entry: Entry, where: EntryFilter) -> bool:
         return False
     if where.key is not None and entry.key != where.key:
         return False
+    if where.keys is not None and entry.key not in where.keys:
+        return False
     path = where.subject_under
     if path is not None:
         subject = entry.subject or ""

@@ -208,6 +208,7 @@ class EntryFilter:
     subject_under: str | None = None
     subject_below: str | None = None
     key: str | None = None
+    keys: frozenset[str] | None = None  # any of these keys (one indexed lookup for many)
     seq_min: int | None = None
     seq_max: int | None = None
     position_min: int | None = None

@@ -54,6 +54,7 @@ from ledgerstore.chain import GENESIS_HASH, entry_bytes, next_hlc, recompute_has
 DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 MAX_NAME_LENGTH = 255
 MAX_META_LENGTH = 4096
+MAX_FILTER_KEYS = 10_000  # keys in one EntryFilter (one SQL IN list)
 READ_CHUNK = 500
 # Inner Merkle nodes are stored from this level up. A leaf is SHA-256(0x00 || the entry's hash
 # column) and a level-1 node is two leaves away, so storing those would only double the rows.
@@ -134,6 +135,14 @@ def _check_filter(where: object) -> None:
         not isinstance(types, frozenset | set) or not all(isinstance(t, str) for t in types)
     ):
         raise InvalidArgumentError("types must be a set of strings")
+    keys: object = where.keys
+    if keys is not None:
+        if not isinstance(keys, frozenset | set) or not all(isinstance(k, str) for k in keys):
+            raise InvalidArgumentError("keys must be a set of strings")
+        if len(keys) > MAX_FILTER_KEYS:
+            raise InvalidArgumentError(f"at most {MAX_FILTER_KEYS} keys in one filter")
+        for key in keys:
+            _check_text("key", key, limit=MAX_META_LENGTH, optional=False)
     for name in ("subject", "subject_under", "subject_below", "key"):
         value = getattr(where, name)
         if value is not None:
@@ -767,6 +776,11 @@ class _Queries:
         if where.key is not None:
             clauses.append("e.key = ?")
             params.append(where.key)
+            metadata = True
+        if where.keys is not None:
+            keys = sorted(where.keys)
+            clauses.append(f"e.key IN ({','.join('?' * len(keys))})" if keys else "1 = 0")
+            params.extend(keys)
             metadata = True
         for column, op, value in (
             ("seq", ">=", where.seq_min),

@@ -257,6 +257,11 @@ class StoreConformance(ABC):
         assert below == {"/customer/42", "/customer/42/orders/7"}
         assert store.count("ev", EntryFilter(subject_under="/customer/42")) == 12
         assert store.count("ev", EntryFilter(subject="/customers/9", key="k0")) == 2
+        some = [e.seq for e in store.read("ev", EntryFilter(keys=frozenset({"k0", "k2", "no"})))]
+        assert some == [i for i in range(30) if i % 3 != 1]
+        assert store.count("ev", EntryFilter(keys=frozenset())) == 0
+        with pytest.raises(InvalidArgumentError):
+            store.count("ev", EntryFilter(keys=frozenset({1})))  # type: ignore[arg-type]
         assert store.count(None, EntryFilter(types=frozenset({"even"}))) == 16
         everything = list(store.read())
         assert [e.position for e in everything] == sorted(e.position for e in everything)
