@@ -6,7 +6,8 @@ On a fresh SQLite file per measurement (and a real ``python -m sapixdb.server`` 
 HTTP), it measures:
 
 - writes/s: single ``collection.write`` vs ``write_batch`` (batches of 100), embedded and
-  over HTTP (sync client; the async client's concurrent ``write_batch`` too), beside raw
+  over HTTP (sync client, and the async client; over HTTP a batch is one request to the
+  server's batch endpoint, an extension of the wire protocol), beside raw
   ``store.append`` / ``store.append_batch`` of the same payloads;
 - reads/s: ``collection.get`` by id, embedded and HTTP, beside ``store.get``;
 - live delivery latency (write → event, median and p99) with 1 and 50 subscribers, embedded
@@ -221,7 +222,7 @@ def main() -> None:
                 rate(count, base_batch),
             )
             row(
-                "writes, async write_batch (concurrent)",
+                "writes, async write_batch",
                 "",
                 rate(count, http_async_batch),
                 rate(count, base_batch),

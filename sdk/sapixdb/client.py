@@ -171,6 +171,12 @@ def _filter_spec(filter: Filter) -> list[dict[str, Any]] | None:
     return [dict(condition) for condition in filter]
 
 
+def _write_results(body: Any) -> list[WriteResult]:
+    """The engine's list of write responses, or the wire's ``{"records": […]}``."""
+    written = body.get("records", []) if isinstance(body, dict) else body
+    return [WriteResult.from_wire(w) for w in written if isinstance(w, dict)]
+
+
 def _records(body: Any) -> list[Record]:
     return [Record.from_wire(r) for r in body.get("records", []) if isinstance(r, dict)]
 
@@ -205,10 +211,7 @@ class _Calls:
 
     @staticmethod
     def write_batch(agent: str, items: list[Any]) -> _Call[list[WriteResult]]:
-        return _Call(
-            Request("write_batch", {"agent": agent, "items": items}),
-            lambda body: [WriteResult.from_wire(w) for w in body],
-        )
+        return _Call(Request("write_batch", {"agent": agent, "items": items}), _write_results)
 
     @staticmethod
     def get(agent: str, ref: str) -> _Call[Record]:
@@ -580,7 +583,16 @@ class Collection:
         return self._client._run(_Calls.write(self.name, data))
 
     def write_batch(self, records: Sequence[Any]) -> list[WriteResult]:
-        """Append several records in order (one transaction when embedded)."""
+        """Append several records in order; the results come back in the same order.
+
+        Embedded: one transaction, all or nothing. Over HTTP: ``POST
+        /v1/agents/{A}/records/batch``, one transaction per request of up to 10,000 records
+        (and 8 MiB), so a batch that fits one request is all or nothing too; a larger one goes
+        in several requests, in order, stopping at the first that fails. A record that is not
+        JSON fails the call before anything is sent. A server without that endpoint (a real
+        SapixDB answers 404 or 405) gets the records one by one, in order, stopping at the
+        first failure (records before it stay written), which the client remembers.
+        """
         if self._client._transport.supports_batch:
             return self._client._run(_Calls.write_batch(self.name, list(records)))
         return [self.write(record) for record in records]
@@ -853,7 +865,9 @@ class AsyncCollection:
         return await self._client._run(_Calls.write(self.name, data))
 
     async def write_batch(self, records: Sequence[Any]) -> list[WriteResult]:
-        """Append several records: one transaction when embedded, concurrent over HTTP."""
+        """Append several records in order (see :meth:`Collection.write_batch`); a server
+        without the batch endpoint gets them one by one, concurrently, no new one after a
+        failure (so the strand's order may then differ from the list's)."""
         if self._client._transport.supports_batch:
             return await self._client._run(_Calls.write_batch(self.name, list(records)))
         results: list[WriteResult | None] = [None] * len(records)

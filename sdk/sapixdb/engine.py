@@ -77,6 +77,7 @@ __all__ = [
     "FLAG_TOMBSTONE",
     "MAX_EDGE_BATCH",
     "MAX_LIMIT",
+    "MAX_WRITE_BATCH",
     "SapixEngine",
     "content_hash",
     "parse_time",
@@ -91,6 +92,9 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 20
 MAX_DEPTH = 10
 MAX_EDGE_BATCH = 10_000
+#: Records per ``POST /v1/agents/{A}/records/batch`` (our server's limit; the engine's own
+#: :meth:`SapixEngine.write_batch` takes any number, and the HTTP client sends chunks).
+MAX_WRITE_BATCH = 10_000
 WRITE_DEADLINE_SECONDS = 30.0
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -114,6 +118,13 @@ def too_many_edges() -> SapixError:
     """The 400 for an edge batch over :data:`MAX_EDGE_BATCH` (the client checks it too)."""
     return bad_request(
         f"at most {MAX_EDGE_BATCH} edges per request; split the batch", "TOO_MANY_EDGES"
+    )
+
+
+def too_many_records() -> SapixError:
+    """The 400 for a record batch over :data:`MAX_WRITE_BATCH`."""
+    return bad_request(
+        f"at most {MAX_WRITE_BATCH} records per request; split the batch", "TOO_MANY_RECORDS"
     )
 
 
@@ -231,7 +242,11 @@ class SapixEngine:
     def write_batch(
         self, agent: str, items: Sequence[Any], *, collection: str | None = None
     ) -> list[dict[str, Any]]:
-        """Append several records atomically (one ledgerstore transaction), in order."""
+        """Append several records atomically (one ledgerstore transaction), in order.
+
+        Over the wire this is ``POST /v1/agents/{A}/records/batch``, our extension, which
+        takes at most :data:`MAX_WRITE_BATCH` records per request.
+        """
         check_name(agent)
         if collection is not None:
             check_name(collection, "collection")

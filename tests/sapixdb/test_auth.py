@@ -85,6 +85,26 @@ def test_scopes_allow_and_deny(client: TestClient) -> None:
     assert key not in denied.text  # keys are never echoed
 
 
+def test_a_batch_write_needs_the_scope_of_a_single_write(client: TestClient) -> None:
+    exact = make_key(client, scopes=["write:agents/orders/records/json"])["key"]
+    glob = make_key(client, scopes=["write:agents/orders/*"])["key"]
+    reader = make_key(client, scopes=["read:*"])["key"]
+    body = {"items": [{"x": 1}, {"x": 2}]}
+    for key in (exact, glob, ROOT):
+        response = client.post("/v1/agents/orders/records/batch", json=body, headers=bearer(key))
+        assert response.status_code == 200, response.text
+    for key, agent in ((exact, "payments"), (glob, "payments"), (reader, "orders")):
+        denied = client.post(f"/v1/agents/{agent}/records/batch", json=body, headers=bearer(key))
+        assert denied.status_code == 403
+        assert denied.json()["message"].endswith(f"write:agents/{agent}/records/json")
+    transport = HTTPTransport("http://testserver", api_key=exact, client=client)
+    with SapixClient(transport=transport) as db:
+        assert len(db.collection("orders").write_batch([{"x": 3}, {"x": 4}])) == 2
+        with pytest.raises(SapixError) as caught:
+            db.collection("payments").write_batch([{"x": 5}])
+        assert caught.value.status == 403
+
+
 def test_revoked_and_expired_keys_are_401(client: TestClient) -> None:
     revoked = make_key(client, scopes=["write:*"])
     assert write(client, revoked["key"]).status_code == 200
@@ -152,6 +172,9 @@ def test_sdk_maps_401_403_and_429(client: TestClient) -> None:
 def test_required_scopes() -> None:
     assert required_scope("POST", "/v1/agents/o/records/json") == ("write", "agents/o/records/json")
     assert required_scope("POST", "/v1/agents/o/query") == ("read", "agents/o/query")
+    batch = required_scope("POST", "/v1/agents/o/records/batch")
+    assert batch == ("write", "agents/o/records/json")  # a batch needs what one write needs
+    assert required_scope("GET", "/v1/agents/o/records/batch") == ("read", "agents/o/records/batch")
     assert required_scope("GET", "/v1/blobs/abc") == ("read", "blobs")
     assert required_scope("PUT", "/v1/blobs") == ("write", "blobs")
     assert required_scope("GET", "/v1/admin/api-keys") == ("admin", "api-keys")

@@ -25,6 +25,7 @@ from sapixdb import (
 )
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
+BIG = "x" * (5 * 1024 * 1024)  # over the store's 4 MiB record limit, under the 8 MiB body limit
 
 
 def test_ping_and_health(db: SapixClient) -> None:
@@ -138,6 +139,46 @@ def test_write_batch_keeps_order_and_chains(db: SapixClient, name: str) -> None:
     for before, after in itertools.pairwise(results):
         assert after.prev_hash == before.hash
     assert [r.data["i"] for r in db.collection(name).history()] == [0, 1, 2, 3]
+
+
+def test_write_batch_returns_results_in_the_list_order(db: SapixClient, name: str) -> None:
+    col = db.collection(name)
+    records: list[Any] = [{"i": i, "pad": "p" * (i % 7)} for i in range(40)] + [[1], "s", None]
+    results = col.write_batch(records)
+    assert all(isinstance(r, WriteResult) for r in results)
+    assert [col.get(r.id).data for r in results] == records
+    assert [r.id for r in col.strand()] == [r.id for r in results]  # the strand's order too
+    assert col.write_batch([]) == []
+
+
+def test_write_batch_is_all_or_nothing(db: SapixClient, name: str) -> None:
+    col = db.collection(name)
+    cases: list[tuple[Any, int, str]] = [
+        ({"big": BIG}, 413, "PAYLOAD_TOO_LARGE"),  # refused by the store, inside the transaction
+        ({"when": object()}, 400, "INVALID_PAYLOAD"),  # not JSON
+    ]
+    for bad, status, code in cases:
+        with pytest.raises(SapixError) as caught:
+            col.write_batch([{"i": 0}, {"i": 1}, bad, {"i": 3}])
+        assert (caught.value.status, caught.value.code) == (status, code)
+        with pytest.raises(SapixError) as single:  # the error a single write raises
+            col.write(bad)
+        assert (single.value.status, single.value.code) == (status, code)
+    assert col.strand() == []  # nothing was written
+    first, _ = col.write_batch([{"i": 0}, {"i": 1}])
+    assert first.prev_hash == "0" * 64  # still the strand's first record
+
+
+def test_write_batch_takes_more_than_ten_thousand_records(db: SapixClient, name: str) -> None:
+    # Our server takes 10,000 records per request; the HTTP client sends larger batches in
+    # several requests, so the call behaves as it does embedded.
+    results = db.collection(name).write_batch([{"i": i} for i in range(10_001)])
+    assert len(results) == 10_001
+    for before, after in itertools.pairwise(results):
+        assert after.prev_hash == before.hash
+    last = db.collection(name).strand(limit=1, offset=10_000)
+    assert [(r.id, r.data) for r in last] == [(results[-1].id, {"i": 10_000})]
+    assert db.collection(name).verify()["records_checked"] == 10_001
 
 
 def test_ingest_is_a_collection_write(db: SapixClient, name: str) -> None:
@@ -317,6 +358,25 @@ async def test_async_write_batch_chains_the_strand(adb: AsyncSapixClient, name: 
     report = await adb.collection(name).verify()
     assert report == {**report, "ok": True, "records_checked": 6}
     assert {r.data["i"] for r in await adb.collection(name).history()} == set(range(6))
+
+
+async def test_async_write_batch_keeps_the_list_order(adb: AsyncSapixClient, name: str) -> None:
+    col = adb.collection(name)
+    results = await col.write_batch([{"i": i} for i in range(30)])
+    for before, after in itertools.pairwise(results):
+        assert after.prev_hash == before.hash
+    assert [r.id for r in await col.history()] == [r.id for r in results]
+    assert [r.data["i"] for r in await col.history()] == list(range(30))
+    assert await col.write_batch([]) == []
+
+
+async def test_async_write_batch_is_all_or_nothing(adb: AsyncSapixClient, name: str) -> None:
+    col = adb.collection(name)
+    for bad, status in (({"big": BIG}, 413), ({"when": object()}, 400)):
+        with pytest.raises(SapixError) as caught:
+            await col.write_batch([{"i": 0}, bad, {"i": 2}])
+        assert caught.value.status == status
+    assert await col.strand() == []
 
 
 async def test_async_graph(adb: AsyncSapixClient, name: str) -> None:

@@ -2,13 +2,12 @@
 
 The HTTP transport falls back to one ``POST /v1/{G}/graph/edge`` per edge when the batch
 endpoint answers 404 or 405, and remembers that for the client's lifetime. Here our own server
-is served with that one route hidden, and a mock server checks the fallback's concurrency.
+is served with its batch routes hidden (:mod:`tests.sapixdb.old_server`), and a mock server
+checks the fallback's concurrency.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -19,71 +18,25 @@ import anyio
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from sapixdb import AsyncSapixClient, SapixClient, SapixError
-from sapixdb.server import ServerSettings, create_app
 from sapixdb.transports.http import EDGE_CONCURRENCY, AsyncHTTPTransport, HTTPTransport
-from tests.sapixdb.server_process import free_port
-
-
-@dataclass
-class OldServer:
-    """Our server with the batch edge endpoint hidden behind ``status``."""
-
-    url: str
-    status: int
-    batch_hits: list[str] = field(default_factory=list)
-    single_hits: list[str] = field(default_factory=list)
-
-
-def _without_edge_batch(app: Any, old: OldServer) -> Any:
-    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            if scope["path"].endswith("/graph/edges"):
-                old.batch_hits.append(scope["path"])
-                body = orjson.dumps({"error": "not found", "message": "not found", "code": "X"})
-                headers = [(b"content-type", b"application/json")]
-                await send(
-                    {"type": "http.response.start", "status": old.status, "headers": headers}
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-            if scope["path"].endswith("/graph/edge"):
-                old.single_hits.append(scope["path"])
-        await app(scope, receive, send)
-
-    return wrapped
+from tests.sapixdb.old_server import OldServer, old_server
 
 
 @pytest.fixture(scope="module", params=[404, 405])
-def old_server(
+def old(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OldServer]:
     directory: Path = tmp_path_factory.mktemp("old-server")
-    port = free_port()
-    old = OldServer(f"http://127.0.0.1:{port}", request.param)
-    app = create_app(ServerSettings(storage_url=f"sqlite:///{directory}/o.db"))
-    config = uvicorn.Config(
-        _without_edge_batch(app, old), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield old
-    server.should_exit = True
-    thread.join(timeout=10)
+    with old_server(directory, request.param) as served:
+        yield served
 
 
 @pytest.fixture
-def hits(old_server: OldServer) -> OldServer:
-    old_server.batch_hits.clear()
-    old_server.single_hits.clear()
-    return old_server
+def hits(old: OldServer) -> OldServer:
+    old.clear()
+    return old
 
 
 def _graph() -> str:

@@ -83,6 +83,17 @@ def test_malformed_json_is_a_400(client: TestClient, body: bytes) -> None:
         ("/v1/g/graph/edges", {"edges": [{"src": "a" * 300, "dst": "b"}]}),
         ("/v1/..g/graph/edges", {"edges": [{"src": "a", "dst": "b"}]}),
         ("/v1/a/strand/write", {"collection": "../x", "data": {}}),
+        ("/v1/agents/a/records/batch", [{"x": 1}]),
+        ("/v1/agents/a/records/batch", {"data": {"x": 1}}),
+        ("/v1/agents/a/records/batch", {"items": {"x": 1}}),
+        ("/v1/agents/a/records/batch", {"items": "x"}),
+        ("/v1/agents/a/records/batch", {"items": None}),
+        ("/v1/agents/a/records/batch", {"items": [{"x": 1}], "collection": "../x"}),
+        ("/v1/agents/a/records/batch", {"items": [{"x": 1}], "collection": ""}),
+        ("/v1/agents/a/records/batch", {"items": [{"x": 1}], "collection": 7}),
+        ("/v1/agents/a/records/batch", {"items": [{"x": 1}], "collection": ["c"]}),
+        ("/v1/agents/a/records/batch", {"items": [0] * 10_001}),
+        ("/v1/agents/..a/records/batch", {"items": [{"x": 1}]}),
         ("/v1/a/strand/query", {"collection": "c", "filter": [1]}),
         ("/v1/a/strand/query", {"as_of": "not-a-time"}),
         ("/v1/a/strand/query", {"latest": "yes"}),
@@ -109,6 +120,36 @@ def test_bad_edge_batches_are_a_400(client: TestClient, body: bytes) -> None:
     assert_triple(client.post("/v1/g/graph/edges", content=body), 400)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"items": [{"x": 1e999}]}',
+        b'{"items": [NaN]}',
+        b'{"items": [{"x": 1},]}',
+        b'{"items": ["\\ud800"]}',
+        b'{"items": [' + b"[" * 300 + b"]" * 300 + b"]}",  # deeper than a record may be
+        b'{"items": [' + b"[" * 2000 + b"]" * 2000 + b"]}",  # deeper than JSON is parsed
+        b'{"items": ',
+        b"",
+    ],
+)
+def test_bad_record_batches_are_a_400(client: TestClient, body: bytes) -> None:
+    assert_triple(client.post("/v1/agents/a/records/batch", content=body), 400)
+
+
+def test_a_bad_record_fails_its_whole_batch(client: TestClient) -> None:
+    deep = b"[" * 300 + b"]" * 300
+    body = b'{"items": [{"n": 0}, {"n": 1}, ' + deep + b', {"n": 3}]}'
+    response = client.post("/v1/agents/whole/records/batch", content=body)
+    assert_triple(response, 400)
+    assert response.json()["code"] == "INVALID_PAYLOAD"
+    assert client.get("/v1/agents/whole/strand/records").json() == {"records": []}
+    limited = client.post("/v1/agents/whole/records/batch", json={"items": [0] * 10_001})
+    assert_triple(limited, 400)
+    assert limited.json()["code"] == "TOO_MANY_RECORDS"
+    assert client.get("/v1/agents/whole/strand/records").json() == {"records": []}
+
+
 def test_a_bad_edge_fails_its_whole_batch(client: TestClient) -> None:
     edges = [{"src": "x1", "dst": "y", "edge_type": "t"}, {"src": "x2", "dst": ""}]
     response = client.post("/v1/g/graph/edges", json={"edges": edges})
@@ -127,6 +168,8 @@ def test_huge_bodies_are_a_413(client: TestClient) -> None:
     huge = b'{"data": "' + b"x" * (LIMIT + 10) + b'"}'
     assert_triple(client.post("/v1/agents/a/records/json", content=huge), 413)
     assert_triple(client.put("/v1/blobs", content=b"\0" * (LIMIT + 1)), 413)
+    many = {"items": [{"pad": "x" * 1000}] * (LIMIT // 1000 + 1)}
+    assert_triple(client.post("/v1/agents/a/records/batch", json=many), 413)
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: counted while read
         for _ in range(LIMIT // 1024 + 2):
@@ -183,16 +226,19 @@ def test_wrong_method_is_a_405_triple(client: TestClient) -> None:
 def test_every_success_has_a_json_body(client: TestClient) -> None:
     written = client.post("/v1/agents/ok/records/json", json={"data": {"x": 1}}).json()
     h = written["content_hash"]
-    for method, path, body in [
+    requests: list[tuple[str, str, Any]] = [
         ("GET", "/v1/health", None),
         ("DELETE", f"/v1/agents/ok/records/{h}", None),
         ("POST", f"/v1/agents/ok/records/{h}/restore", None),
         ("POST", "/v1/g/graph/edge", {"src": "a", "dst": "b", "edge_type": "t"}),
         ("POST", "/v1/g/graph/edges", {"edges": [{"src": "a", "dst": "b", "edge_type": "t"}]}),
         ("POST", "/v1/g/graph/edges", {"edges": []}),
+        ("POST", "/v1/agents/ok/records/batch", {"items": [{"x": 2}]}),
+        ("POST", "/v1/agents/ok/records/batch", {"items": []}),
         ("DELETE", "/v1/g/graph/edge", {"src": "a", "dst": "b", "edge_type": "t"}),
         ("POST", "/v1/control/checkpoint", None),
-    ]:
+    ]
+    for method, path, body in requests:
         response = client.request(method, path, json=body)
         assert response.status_code == 200, response.text
         assert isinstance(response.json(), dict)
@@ -275,10 +321,33 @@ def test_fuzz_edge_batches(client: TestClient, graph: str, edges: Any, wrap: boo
 
 @FUZZ
 @given(
+    agent=names,
+    items=st.one_of(json_values, st.lists(json_values, max_size=6)),
+    collection=st.one_of(st.none(), names, json_values),
+    wrap=st.booleans(),
+)
+def test_fuzz_record_batches(
+    client: TestClient, agent: str, items: Any, collection: Any, wrap: bool
+) -> None:
+    from urllib.parse import quote
+
+    body: Any = {"items": items, "collection": collection} if wrap else items
+    response = client.post(f"/v1/agents/{quote(agent, safe='')}/records/batch", json=body)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert_triple(response)
+    else:
+        answer = response.json()
+        assert isinstance(items, list) and len(answer["records"]) == len(items)
+
+
+@FUZZ
+@given(
     method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE"]),
     path=st.sampled_from(
         [
             "/v1/agents/{n}/records/json",
+            "/v1/agents/{n}/records/batch",
             "/v1/agents/{n}/records/{n}",
             "/v1/agents/{n}/query",
             "/v1/agents/{n}/strand/records",

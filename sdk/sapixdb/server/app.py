@@ -6,8 +6,9 @@ over the size limit — is answered with the ``{error, message, code}`` triple a
 5xx only means the store itself failed.
 
 Every route speaks the real SapixDB wire except our additions, which official clients never
-call: ``POST /v1/agents/{A}/verify`` and ``POST /v1/{G}/graph/edges`` (many edges in one
-transaction; our SDK falls back to single edges when a server answers it 404 or 405).
+call: ``POST /v1/agents/{A}/verify``, ``POST /v1/agents/{A}/records/batch`` (many records in
+one transaction) and ``POST /v1/{G}/graph/edges`` (many edges in one transaction). Our SDK
+falls back to single writes and single edges when a server answers a batch endpoint 404 or 405.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import ledgerstore
-from sapixdb.engine import SapixEngine
+from sapixdb.engine import MAX_WRITE_BATCH, SapixEngine, too_many_records
 from sapixdb.exceptions import SapixError
 from sapixdb.server.auth import Authenticator
 
@@ -277,6 +278,19 @@ def create_app(settings: ServerSettings | None = None, *, engine: SapixEngine | 
         if "data" not in body:
             raise SapixError("the body needs data", 400, "BAD_REQUEST")
         return await run(eng().write, agent, body["data"])
+
+    @records.post("/records/batch")
+    async def write_batch(agent: str, request: Request) -> Any:
+        # Our extension of the wire: a real SapixDB server has no batch write endpoint.
+        body = _object(await _json(request), "the body")
+        items = body.get("items")
+        if not isinstance(items, list):
+            raise SapixError("the body needs items: [<record data>, …]", 400, "BAD_REQUEST")
+        if len(items) > MAX_WRITE_BATCH:
+            raise too_many_records()
+        collection = body.get("collection")
+        written = await run(eng().write_batch, agent, items, collection=collection)
+        return {"records": written}
 
     @records.get("/records/deleted")
     async def list_deleted(agent: str) -> Any:

@@ -9,6 +9,7 @@ counters and rate-limit buckets live in memory and restart with the server.
 from __future__ import annotations
 
 import fnmatch
+import re
 import secrets
 import threading
 import time
@@ -22,6 +23,8 @@ __all__ = ["Authenticator", "required_scope"]
 
 # POSTs that only read: a key with read scope may run them.
 _READ_POSTS = ("/query", "/strand/query", "/graph/traverse", "/verify")
+# A batch of records needs exactly the scope one record's write needs.
+_RECORD_BATCH = re.compile(r"(agents/[^/]+/records/)batch")
 
 
 def required_scope(method: str, path: str) -> tuple[str, str]:
@@ -33,6 +36,9 @@ def required_scope(method: str, path: str) -> tuple[str, str]:
         resource = "blobs"
     if method in ("GET", "HEAD") or (method == "POST" and path.endswith(_READ_POSTS)):
         return "read", resource
+    batch = _RECORD_BATCH.fullmatch(resource) if method == "POST" else None
+    if batch is not None:
+        resource = batch.group(1) + "json"
     return "write", resource
 
 

@@ -11,6 +11,18 @@ that for its lifetime and adds the edges one ``POST /v1/{G}/graph/edge`` at a ti
 in order, stopping at the first failure (sync), or concurrently, :data:`EDGE_CONCURRENCY` at
 a time, starting no new request after a failure (async). Edges added one by one are not
 atomic: those written before a failure stay written.
+
+``write_batch`` likewise uses our server's ``POST /v1/agents/{A}/records/batch`` (an extension
+too). The records are encoded once, up front, so a record that is not JSON fails the call
+before anything is sent. They go in order, in requests of at most
+:data:`~sapixdb.engine.MAX_WRITE_BATCH` records and :data:`WRITE_BATCH_BYTES` bytes, each one
+transaction on the server: a batch that fits one request is all or nothing; a larger one stops
+at the first failing request, and the requests before it stay written. A 413 about the request's
+size (a server or proxy with a smaller body limit; not our store refusing one record) halves the
+byte budget, for the transport's lifetime, and resends. A server that answers the endpoint 404
+or 405 gets one ``POST /v1/agents/{A}/records/json`` per record instead, remembered like the
+edges: in order, stopping at the first failure (sync), or concurrently,
+:data:`WRITE_CONCURRENCY` at a time, starting no new request after a failure (async).
 """
 
 from __future__ import annotations
@@ -24,9 +36,25 @@ import anyio
 import httpx
 import orjson
 
-from sapixdb.transports.base import AsyncResponse, AsyncTransport, Request, Response, Transport
+from sapixdb.engine import MAX_WRITE_BATCH
+from sapixdb.transports.base import (
+    AsyncResponse,
+    AsyncTransport,
+    Request,
+    Response,
+    Transport,
+    error_body,
+)
 
-__all__ = ["EDGE_CONCURRENCY", "ROUTES", "AsyncHTTPTransport", "HTTPTransport", "Route"]
+__all__ = [
+    "EDGE_CONCURRENCY",
+    "ROUTES",
+    "WRITE_BATCH_BYTES",
+    "WRITE_CONCURRENCY",
+    "AsyncHTTPTransport",
+    "HTTPTransport",
+    "Route",
+]
 
 USER_AGENT = "sapixdb-python (decisiontrail)"
 # The server heartbeats every ~15 s; four missed heartbeats mean it is gone.
@@ -34,8 +62,15 @@ STREAM_READ_TIMEOUT = 60.0
 #: Single-edge requests in flight at once when a server lacks the batch edge endpoint (below
 #: httpx's default pool of 100 connections, so no request waits out a pool timeout).
 EDGE_CONCURRENCY = 32
-#: How a server says it has no batch edge endpoint.
+#: Single writes in flight at once when a server lacks the batch write endpoint (as above).
+WRITE_CONCURRENCY = 32
+#: The most bytes one batch-write request body carries at first: our server's default limit.
+WRITE_BATCH_BYTES = 8 * 1024 * 1024
+#: How a server says it has no batch endpoint.
 _NO_ENDPOINT = frozenset({404, 405})
+#: In our server's 413 for one record too large for its store (not for the request's size).
+_STORE_LIMIT = "larger than the store accepts"
+_ITEMS_OPEN, _ITEMS_CLOSE = b'{"items":[', b"]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +83,8 @@ class Route:
     json: Any = None
     content: bytes | None = None
     raw_response: bool = False
+    #: A non-JSON error body (a proxy's page) becomes an error triple instead of failing.
+    tolerant: bool = False
 
 
 def _seg(value: Any) -> str:
@@ -76,6 +113,9 @@ def _stream_route(a: Mapping[str, Any]) -> Route:
 ROUTES: dict[str, Callable[[Mapping[str, Any]], Route]] = {
     "health": lambda a: Route("GET", "/v1/health"),
     "write": lambda a: Route("POST", f"{_agent(a)}/records/json", json={"data": a["data"]}),
+    "write_batch": lambda a: Route(
+        "POST", f"{_agent(a)}/records/batch", json={"items": list(a["items"])}
+    ),
     "get": lambda a: Route("GET", f"{_agent(a)}/records/{_seg(a['ref'])}"),
     "query": lambda a: Route("POST", f"{_agent(a)}/query", json=a["body"]),
     "strand": lambda a: Route(
@@ -152,6 +192,49 @@ def _edge_failure(index: int, body: Any) -> Any:
     return {**body, **prefixed}
 
 
+def _encoded_items(request: Request) -> list[bytes]:
+    """Each record of a ``write_batch`` as JSON (raises if one is not JSON-serialisable)."""
+    return [orjson.dumps(item) for item in request.args["items"]]
+
+
+def _chunk_end(encoded: Sequence[bytes], start: int, budget: int) -> int:
+    """Where the request starting at ``start`` ends: as many records as fit, at least one."""
+    end = start + 1
+    size = len(_ITEMS_OPEN) + len(encoded[start]) + len(_ITEMS_CLOSE)
+    last = min(len(encoded), start + MAX_WRITE_BATCH)
+    while end < last:
+        size += 1 + len(encoded[end])  # the comma, the record
+        if size > budget:
+            break
+        end += 1
+    return end
+
+
+def _batch_route(args: Mapping[str, Any], encoded: Sequence[bytes]) -> Route:
+    """One batch-write request for already encoded records."""
+    content = _ITEMS_OPEN + b",".join(encoded) + _ITEMS_CLOSE
+    return Route("POST", f"{_agent(args)}/records/batch", content=content, tolerant=True)
+
+
+def _single_routes(args: Mapping[str, Any], encoded: Sequence[bytes]) -> list[Route]:
+    """One ``POST …/records/json`` per encoded record (for servers without the batch)."""
+    path = f"{_agent(args)}/records/json"
+    return [Route("POST", path, content=b'{"data":' + item + b"}") for item in encoded]
+
+
+def _too_large_a_request(status: int, body: Any) -> bool:
+    """A 413 about the request's size (a body limit), not about a record the store refuses."""
+    if status != 413:
+        return False
+    message = body.get("message") if isinstance(body, dict) else None
+    return not (isinstance(message, str) and _STORE_LIMIT in message)
+
+
+def _records_of(body: Any) -> list[Any]:
+    records = body.get("records") if isinstance(body, dict) else None
+    return records if isinstance(records, list) else []
+
+
 def _headers(api_key: str | None) -> dict[str, str]:
     headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
     if api_key:
@@ -177,6 +260,11 @@ def _build(
 def _body(route: Route, status: int, raw: bytes) -> Any:
     if route.raw_response and 200 <= status < 300:
         return raw
+    if route.tolerant and not 200 <= status < 300:
+        try:
+            return orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            return error_body(f"HTTP {status}", "HTTP_ERROR")
     return orjson.loads(raw) if raw else {}
 
 
@@ -217,6 +305,9 @@ def _events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
 class HTTPTransport(Transport):
     """Talks to a SapixDB server (or ``python -m sapixdb.server``) at ``url``."""
 
+    #: ``write_batch`` is one operation here (batch requests, or the fallback to single writes).
+    supports_batch = True
+
     def __init__(
         self,
         url: str,
@@ -231,11 +322,42 @@ class HTTPTransport(Transport):
         self._headers = _headers(api_key)
         #: False once the server answered the batch edge endpoint 404 or 405.
         self.edge_batch = True
+        #: False once the server answered the batch write endpoint 404 or 405.
+        self.record_batch = True
+        #: The most bytes a batch-write request carries (halved by each 413 about the size).
+        self.batch_bytes = WRITE_BATCH_BYTES
 
     def handle(self, request: Request) -> Response:
         if request.operation == "add_edges":
             return self._add_edges(request)
+        if request.operation == "write_batch":
+            return self._write_batch(request)
         return self._send(request)
+
+    def _write_batch(self, request: Request) -> Response:
+        encoded = _encoded_items(request)
+        written: list[Any] = []
+        start = 0
+        while self.record_batch and start < len(encoded):
+            end = _chunk_end(encoded, start, self.batch_bytes)
+            route = _batch_route(request.args, encoded[start:end])
+            response = self._exchange(route)
+            if response.status in _NO_ENDPOINT and start == 0:
+                self.record_batch = False
+                break
+            if _too_large_a_request(response.status, response.body) and end - start > 1:
+                self.batch_bytes = min(self.batch_bytes, len(route.content or b"") // 2)
+                continue
+            if not 200 <= response.status < 300:
+                return response
+            written.extend(_records_of(response.body))
+            start = end
+        for route in _single_routes(request.args, encoded[start:]):
+            response = self._exchange(route)
+            if not 200 <= response.status < 300:
+                return response
+            written.append(response.body)
+        return Response(200, {"records": written})
 
     def _add_edges(self, request: Request) -> Response:
         if self.edge_batch:
@@ -254,7 +376,9 @@ class HTTPTransport(Transport):
 
     def _send(self, request: Request) -> Response:
         route = ROUTES[request.operation](request.args)
-        stream = request.operation == "stream"
+        return self._exchange(route, stream=request.operation == "stream")
+
+    def _exchange(self, route: Route, *, stream: bool = False) -> Response:
         response = self._client.send(
             _build(self._client, route, stream, self._headers), stream=True
         )
@@ -281,6 +405,8 @@ class HTTPTransport(Transport):
 class AsyncHTTPTransport(AsyncTransport):
     """The async twin of :class:`HTTPTransport` (one pooled ``httpx.AsyncClient``)."""
 
+    supports_batch = True
+
     def __init__(
         self,
         url: str,
@@ -295,11 +421,41 @@ class AsyncHTTPTransport(AsyncTransport):
         self._headers = _headers(api_key)
         #: False once the server answered the batch edge endpoint 404 or 405.
         self.edge_batch = True
+        #: False once the server answered the batch write endpoint 404 or 405.
+        self.record_batch = True
+        #: The most bytes a batch-write request carries (halved by each 413 about the size).
+        self.batch_bytes = WRITE_BATCH_BYTES
 
     async def handle(self, request: Request) -> AsyncResponse:
         if request.operation == "add_edges":
             return await self._add_edges(request)
+        if request.operation == "write_batch":
+            return await self._write_batch(request)
         return await self._send(request)
+
+    async def _write_batch(self, request: Request) -> AsyncResponse:
+        encoded = _encoded_items(request)
+        written: list[Any] = []
+        start = 0
+        while self.record_batch and start < len(encoded):
+            end = _chunk_end(encoded, start, self.batch_bytes)
+            route = _batch_route(request.args, encoded[start:end])
+            response = await self._exchange(route)
+            if response.status in _NO_ENDPOINT and start == 0:
+                self.record_batch = False
+                break
+            if _too_large_a_request(response.status, response.body) and end - start > 1:
+                self.batch_bytes = min(self.batch_bytes, len(route.content or b"") // 2)
+                continue
+            if not 200 <= response.status < 300:
+                return response
+            written.extend(_records_of(response.body))
+            start = end
+        singles = _single_routes(request.args, encoded[start:])
+        bodies, failure = await self._each(singles, WRITE_CONCURRENCY)
+        if failure is not None:
+            return failure[1]
+        return AsyncResponse(200, {"records": [*written, *bodies]})
 
     async def _add_edges(self, request: Request) -> AsyncResponse:
         if self.edge_batch:
@@ -308,17 +464,32 @@ class AsyncHTTPTransport(AsyncTransport):
                 return response
             self.edge_batch = False
         singles = _single_edges(request)
-        answers: list[AsyncResponse | Exception | None] = [None] * len(singles)
-        limiter = anyio.CapacityLimiter(EDGE_CONCURRENCY)
+        routes = [ROUTES[single.operation](single.args) for single in singles]
+        bodies, failure = await self._each(routes, EDGE_CONCURRENCY)
+        if failure is not None:
+            index, answer = failure
+            return AsyncResponse(answer.status, _edge_failure(index, answer.body))
+        return AsyncResponse(200, _joined_edges(singles, bodies))
+
+    async def _each(
+        self, routes: Sequence[Route], concurrency: int
+    ) -> tuple[list[Any], tuple[int, AsyncResponse] | None]:
+        """Send ``routes`` concurrently, ``concurrency`` at a time, none new after a failure.
+
+        Returns the answers' bodies in order, or else the first failure in order (its index
+        and answer); an exception in the first failing place is raised instead.
+        """
+        answers: list[AsyncResponse | Exception | None] = [None] * len(routes)
+        limiter = anyio.CapacityLimiter(concurrency)
         failed = False
 
         async def one(index: int) -> None:
             nonlocal failed
             async with limiter:
                 if failed:
-                    return  # an earlier edge failed: send no more
+                    return  # an earlier request failed: send no more
                 try:
-                    answer = await self._send(singles[index])
+                    answer = await self._exchange(routes[index])
                 except Exception as exc:
                     answers[index], failed = exc, True
                     return
@@ -326,20 +497,24 @@ class AsyncHTTPTransport(AsyncTransport):
                 failed = failed or not 200 <= answer.status < 300
 
         async with anyio.create_task_group() as group:
-            for index in range(len(singles)):
+            for index in range(len(routes)):
                 group.start_soon(one, index)
-        # The first failure in edge order wins; edges skipped after it have no answer.
+        # The first failure in order wins; requests skipped after it have no answer.
+        bodies = []
         for index, answer in enumerate(answers):
             if isinstance(answer, Exception):
                 raise answer
             if answer is not None and not 200 <= answer.status < 300:
-                return AsyncResponse(answer.status, _edge_failure(index, answer.body))
-        bodies = [answer.body for answer in answers if isinstance(answer, AsyncResponse)]
-        return AsyncResponse(200, _joined_edges(singles, bodies))
+                return [], (index, answer)
+            if answer is not None:
+                bodies.append(answer.body)
+        return bodies, None
 
     async def _send(self, request: Request) -> AsyncResponse:
         route = ROUTES[request.operation](request.args)
-        stream = request.operation == "stream"
+        return await self._exchange(route, stream=request.operation == "stream")
+
+    async def _exchange(self, route: Route, *, stream: bool = False) -> AsyncResponse:
         response = await self._client.send(
             _build(self._client, route, stream, self._headers), stream=True
         )
