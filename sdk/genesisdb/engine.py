@@ -58,7 +58,6 @@ from genesisdb.observation import Observation
 from genesisdb.storage import (
     EVENTS_LOG,
     SCHEMAS_LOG,
-    SUBJECTS_LOG,
     TYPES_LOG,
     Bounds,
     chunks,
@@ -354,10 +353,8 @@ class Engine:
         added the same subject would have moved the head).
         """
         new: list[NewEntry] = []
-        for log, names in (
-            (SUBJECTS_LOG, [item.subject for item in prepared]),
-            (TYPES_LOG, [item.type for item in prepared]),
-        ):
+        # Subjects need no index entries: the events' own subject index answers for them.
+        for log, names in ((TYPES_LOG, [item.type for item in prepared]),):
             unknown = [n for n in dict.fromkeys(names) if (log, n) not in self._known]
             for start in range(0, len(unknown), _KEYS_PER_LOOKUP):
                 chunk = unknown[start : start + _KEYS_PER_LOOKUP]
@@ -743,7 +740,10 @@ class Engine:
 
     def subjects(self) -> list[str]:
         """Every subject that has an event, sorted."""
-        return sorted(entry.key or "" for entry in self._read(self.store, SUBJECTS_LOG, None))
+        try:
+            return self.store.subjects(EVENTS_LOG)
+        except ledgerstore.UnknownLogError:
+            return []
 
     def types(self) -> list[str]:
         """Every event type that has been committed, sorted."""
@@ -754,7 +754,7 @@ class Engine:
         try:
             counts = {
                 "count": self._log_size(self.store, EVENTS_LOG),
-                "subjects": self._log_size(self.store, SUBJECTS_LOG),
+                "subjects": self._subject_count(),
                 "types": self._log_size(self.store, TYPES_LOG),
                 "storageSize": self._storage_size(),
             }
@@ -825,9 +825,7 @@ class Engine:
             entries.append(entry)
             if value is not None:
                 side.append(value)
-        subjects = dict.fromkeys(entry.subject or "" for entry in entries)
         types = dict.fromkeys(entry.type or "" for entry in entries)
-        entries += [NewEntry(SUBJECTS_LOG, b"", key=name) for name in subjects]
         entries += [NewEntry(TYPES_LOG, b"", key=name) for name in types]
 
         def check(reader: ledgerstore.Reader) -> None:
@@ -900,6 +898,12 @@ class Engine:
     def _count(source: _Source, log: str, where: EntryFilter | None) -> int:
         try:
             return source.count(log, where)
+        except ledgerstore.UnknownLogError:
+            return 0
+
+    def _subject_count(self) -> int:
+        try:
+            return self.store.subject_count(EVENTS_LOG)
         except ledgerstore.UnknownLogError:
             return 0
 

@@ -2,9 +2,10 @@
 
 Log ``genesisdb/events`` holds one entry per event: entry ``type``/``subject`` are the
 event's, entry ``key`` its id, and the payload the record ``{source, id, time, data |
-ref: {id, digest, keys}, predecessorhash, hash}`` (JSON, key order kept). Logs
-``genesisdb/subjects`` and ``genesisdb/types`` hold one entry (key = the name) per first
-appearance; ``genesisdb/schemas`` one entry per schema registration.
+ref: {id, digest, keys}, predecessorhash, hash}`` (JSON, key order kept). Subjects are
+listed from that log's subject index; log ``genesisdb/types`` holds one entry (key = the
+name) per first appearance of a type; ``genesisdb/schemas`` one entry per schema
+registration. (Stores written before 2026-12 also have a ``genesisdb/subjects`` log, unused.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from ledgerstore import Entry, EntryFilter
 __all__ = [
     "EVENTS_LOG",
     "SCHEMAS_LOG",
-    "SUBJECTS_LOG",
     "TYPES_LOG",
     "Bounds",
     "chunks",
@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 EVENTS_LOG = "genesisdb/events"
-SUBJECTS_LOG = "genesisdb/subjects"
 TYPES_LOG = "genesisdb/types"
 SCHEMAS_LOG = "genesisdb/schemas"
 

@@ -368,6 +368,14 @@ class LedgerStore(ABC):
     @abstractmethod
     def count(self, log: str | None = None, where: EntryFilter | None = None) -> int: ...
 
+    @abstractmethod
+    def subjects(self, log: str) -> list[str]:
+        """The distinct subjects of a log's entries, sorted (from the subject index)."""
+
+    @abstractmethod
+    def subject_count(self, log: str) -> int:
+        """How many distinct subjects a log's entries have."""
+
     # --- Merkle tree ---
 
     @abstractmethod

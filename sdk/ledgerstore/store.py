@@ -478,6 +478,32 @@ class SQLStore(LedgerStore):
         with self._read_cursor() as cur:
             return _Queries(self, cur).count(log_id, where)
 
+    def subjects(self, log: str) -> list[str]:
+        self._check_open()
+        log_id = self._require_log_id(log)
+        with self._read_cursor() as cur:
+            cur.execute(
+                self._sql(
+                    "SELECT DISTINCT subject FROM ls_entries WHERE log_id = ? "
+                    "AND subject IS NOT NULL ORDER BY subject"
+                ),
+                (log_id,),
+            )
+            return [str(row[0]) for row in cur.fetchall()]
+
+    def subject_count(self, log: str) -> int:
+        self._check_open()
+        log_id = self._require_log_id(log)
+        with self._read_cursor() as cur:
+            cur.execute(
+                self._sql(
+                    "SELECT count(DISTINCT subject) FROM ls_entries WHERE log_id = ? "
+                    "AND subject IS NOT NULL"
+                ),
+                (log_id,),
+            )
+            return int(cur.fetchone()[0])
+
     def last_position(self) -> int:
         self._check_open()
         with self._read_cursor() as cur:

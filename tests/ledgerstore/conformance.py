@@ -260,6 +260,17 @@ class StoreConformance(ABC):
         some = [e.seq for e in store.read("ev", EntryFilter(keys=frozenset({"k0", "k2", "no"})))]
         assert some == [i for i in range(30) if i % 3 != 1]
         assert store.count("ev", EntryFilter(keys=frozenset())) == 0
+        names = [
+            "/customer",
+            "/customer-x",
+            "/customer/42",
+            "/customer/42/orders/7",
+            "/customers/9",
+        ]
+        assert store.subjects("ev") == sorted(names)
+        assert store.subject_count("ev") == 5
+        with pytest.raises(UnknownLogError):
+            store.subjects("nope")
         with pytest.raises(InvalidArgumentError):
             store.count("ev", EntryFilter(keys=frozenset({1})))  # type: ignore[arg-type]
         assert store.count(None, EntryFilter(types=frozenset({"even"}))) == 16
