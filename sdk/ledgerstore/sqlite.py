@@ -5,6 +5,10 @@ spinning in SQLite's busy handler); several processes on one file serialise on S
 write lock. ``synchronous=FULL`` makes every acknowledged commit survive a power cut;
 ``secure_delete`` plus a truncating checkpoint scrubs erased side values from the main file
 and the WAL.
+
+WAL checkpoints run in a background thread (``PRAGMA wal_checkpoint(PASSIVE)`` a few times a
+second after commits), not inside a commit: SQLite's automatic checkpoint would make the
+commit that crosses its threshold copy megabytes into the database file and wait for it.
 """
 
 from __future__ import annotations
@@ -77,6 +81,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
+CHECKPOINT_PAUSE_SECONDS = 0.2  # how long commits gather before a background checkpoint
+
+
 class SQLiteStore(SQLStore):
     """A ledgerstore in one SQLite file."""
 
@@ -103,7 +110,13 @@ class SQLiteStore(SQLStore):
         self._idle: list[sqlite3.Connection] = []
         self._connections: list[sqlite3.Connection] = []
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._committed = threading.Event()
+        self._stopping = threading.Event()
         self._migrate()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_in_background, name="ledgerstore-wal-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     def _errors(self) -> AbstractContextManager[None]:
         return translate_errors(sqlite3.Error, ERROR_MAP)
@@ -117,6 +130,7 @@ class SQLiteStore(SQLStore):
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA secure_delete=ON")
             conn.execute("PRAGMA cache_size=-32000")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the background thread checkpoints
         with self._pool_lock:
             self._connections.append(conn)
         return conn
@@ -158,6 +172,7 @@ class SQLiteStore(SQLStore):
                 raise
             else:
                 cur.execute("COMMIT")
+                self._committed.set()
             finally:
                 cur.close()
 
@@ -173,7 +188,38 @@ class SQLiteStore(SQLStore):
         if busy:
             raise OperationalError("could not checkpoint the WAL: a reader held it too long")
 
+    def _checkpoint_in_background(self) -> None:
+        """Fold the WAL into the database file after commits, off the writers' path.
+
+        PASSIVE never blocks readers or writers; what it cannot copy now it copies next time.
+        """
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._stopping.is_set():
+                if not self._committed.wait(timeout=0.5):
+                    continue
+                self._stopping.wait(CHECKPOINT_PAUSE_SECONDS)  # let a burst of commits gather
+                self._committed.clear()
+                if self._stopping.is_set():
+                    break
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(
+                            self.path, isolation_level=None, check_same_thread=False,
+                            timeout=self.busy_timeout,
+                        )  # fmt: skip
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:
+                    pass  # tried again after the next commit; _scrub checkpoints on demand
+        finally:
+            if conn is not None:
+                conn.close()
+
     def close(self) -> None:
+        self._stopping.set()
+        self._committed.set()
+        if self._checkpointer is not threading.current_thread():
+            self._checkpointer.join(timeout=5)
         super().close()
         with self._pool_lock:
             idle, self._idle = self._idle, []
