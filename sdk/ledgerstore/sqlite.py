@@ -112,10 +112,10 @@ class SQLiteStore(SQLStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._committed = threading.Event()
         self._stopping = threading.Event()
-        self._migrate()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_in_background, name="ledgerstore-wal-checkpoint", daemon=True
         )
+        self._migrate()
         self._checkpointer.start()
 
     def _errors(self) -> AbstractContextManager[None]:
@@ -173,6 +173,9 @@ class SQLiteStore(SQLStore):
             else:
                 cur.execute("COMMIT")
                 self._committed.set()
+                if not self._checkpointer.is_alive() and not self._stopping.is_set():
+                    # No checkpointer in this process (a forked child): checkpoint inline.
+                    cur.execute("PRAGMA wal_checkpoint(PASSIVE)")
             finally:
                 cur.close()
 
@@ -218,7 +221,7 @@ class SQLiteStore(SQLStore):
     def close(self) -> None:
         self._stopping.set()
         self._committed.set()
-        if self._checkpointer is not threading.current_thread():
+        if self._checkpointer.is_alive() and self._checkpointer is not threading.current_thread():
             self._checkpointer.join(timeout=5)
         super().close()
         with self._pool_lock:
