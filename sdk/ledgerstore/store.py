@@ -479,30 +479,19 @@ class SQLStore(LedgerStore):
             return _Queries(self, cur).count(log_id, where)
 
     def subjects(self, log: str) -> list[str]:
-        self._check_open()
-        log_id = self._require_log_id(log)
-        with self._read_cursor() as cur:
-            cur.execute(
-                self._sql(
-                    "SELECT DISTINCT subject FROM ls_entries WHERE log_id = ? "
-                    "AND subject IS NOT NULL ORDER BY subject"
-                ),
-                (log_id,),
-            )
-            return [str(row[0]) for row in cur.fetchall()]
+        rows = self._over_subjects(log, "DISTINCT subject", " ORDER BY subject")
+        return [str(row[0]) for row in rows]
 
     def subject_count(self, log: str) -> int:
+        return int(self._over_subjects(log, "count(DISTINCT subject)", "")[0][0])
+
+    def _over_subjects(self, log: str, select: str, order: str) -> list[tuple[Any, ...]]:
         self._check_open()
         log_id = self._require_log_id(log)
+        sql = f"SELECT {select} FROM ls_entries WHERE log_id = ? AND subject IS NOT NULL{order}"
         with self._read_cursor() as cur:
-            cur.execute(
-                self._sql(
-                    "SELECT count(DISTINCT subject) FROM ls_entries WHERE log_id = ? "
-                    "AND subject IS NOT NULL"
-                ),
-                (log_id,),
-            )
-            return int(cur.fetchone()[0])
+            cur.execute(self._sql(sql), (log_id,))
+            return list(cur.fetchall())
 
     def last_position(self) -> int:
         self._check_open()

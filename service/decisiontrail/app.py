@@ -109,6 +109,9 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = state or await ServiceState.open(settings)
+        # A crash between the SapixDB write and the Genesis DB commit leaves records no read
+        # confirms; tombstone them (and re-write lost edges) before serving.
+        await service.ledger.repair()
         app.state.service = service
         ticker = asyncio.create_task(_issue_checkpoints(service))
         try:

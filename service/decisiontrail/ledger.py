@@ -434,14 +434,12 @@ class Ledger:
         Requests are group-committed: each tenant has one writer task that takes every request
         waiting when it is free and commits them as one batch, so concurrent single-decision
         requests share a commit instead of queueing for one each. Each request still succeeds
-        or fails on its own: a group that fails is retried one request at a time.
+        or fails on its own: a group that fails is halved until the bad request is alone. An
+        Idempotency-Key seen before is answered with its first result (checked by the writer,
+        right before each commit attempt).
         """
         if not decisions:
             raise LedgerError("nothing to record")
-        if idempotency_key is not None:
-            earlier = await self._idempotent_result(tenant, idempotency_key)
-            if earlier is not None:
-                return earlier
         future = asyncio.get_running_loop().create_future()
         span = trace.get_current_span().get_span_context()
         request = _Request(decisions, idempotency_key, future, span)

@@ -258,7 +258,3 @@ class ProvenanceStore:
             if e.dst == group and e.edge_type == edge_type
         ]
         return [i for i in ids if i is not None]
-
-    async def verify(self) -> dict[str, Any]:
-        """SapixDB's own check of the collection's strand (hash chain and Merkle tree)."""
-        return await self.collection.verify()

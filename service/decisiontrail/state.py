@@ -51,9 +51,6 @@ class ServiceState:
             on_checkpoint=metrics.checkpoint_issued,
             on_store_call=metrics.store_call,
         )
-        # A crash between the SapixDB write and the Genesis DB commit leaves records no read
-        # confirms; tombstone them before serving (see Ledger.repair).
-        await ledger.repair()
         return cls(
             settings,
             keyring,
