@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from genesisdb.config import ClientConfig, resolve_config
-from genesisdb.events import to_cloudevent
+from genesisdb.events import CloudEvents, to_cloudevent
 from genesisdb.exceptions import ServerError
 from genesisdb.transports.base import AsyncTransport
 from genesisdb.transports.embedded import EmbeddedTransport
@@ -102,8 +102,9 @@ class Client:
         self,
         events: Sequence[Mapping[str, Any]],
         preconditions: Sequence[Mapping[str, Any]] | None = None,
-    ) -> list[Any]:
-        """Commit ``events`` atomically; returns them as stored (CloudEvents).
+    ) -> Sequence[Any]:
+        """Commit ``events`` atomically; returns them as stored (CloudEvents, each built when
+        first looked at).
 
         Raises PreconditionFailedError (with the server's ``details``) when a precondition
         does not hold; nothing is written then.
@@ -112,7 +113,7 @@ class Client:
         if preconditions:
             body["preconditions"] = [dict(item) for item in preconditions]
         response = await self._run("commit", body)
-        return [to_cloudevent(event) for event in _field(response, "events", list)]
+        return CloudEvents(_field(response, "events", list))
 
     async def erase_data(self, subject: str) -> int:
         """Erase the data stored as reference at ``subject`` and below; returns the count."""

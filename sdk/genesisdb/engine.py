@@ -270,11 +270,21 @@ class Engine:
         entries: list[NewEntry] = []
         side: list[SideValue] = []
         stored: list[dict[str, Any]] = []
+        # Events of one commit are nanoseconds apart: format the shared second once.
+        first = format_instant(now)
+        if first is None:
+            raise StorageError("the clock is outside years 0001–9999")
+        second, first_nanos = first[:-11], now % 1_000_000_000
         for offset, item in enumerate(prepared):
             event_id = str(uuid_utils.uuid7())
-            stamp = format_instant(now + offset)
-            if stamp is None:
-                raise StorageError("the clock is outside years 0001–9999")
+            nanos = first_nanos + offset
+            if nanos < 1_000_000_000:
+                stamp = f"{second}.{nanos:09d}Z"
+            else:
+                later = format_instant(now + offset)
+                if later is None:
+                    raise StorageError("the clock is outside years 0001–9999")
+                stamp = later
             event: dict[str, Any] = {
                 "source": item.source,
                 "subject": item.subject,

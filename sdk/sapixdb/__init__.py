@@ -17,6 +17,7 @@ from sapixdb.client import (
     Graph,
     SapixClient,
 )
+from sapixdb.engine import MAX_EDGE_BATCH
 from sapixdb.exceptions import (
     SapixError,
     SapixNetworkError,
@@ -26,6 +27,7 @@ from sapixdb.exceptions import (
 from sapixdb.models import GraphEdge, Record, StreamEvent, TraverseResult, WriteResult
 
 __all__ = [
+    "MAX_EDGE_BATCH",
     "AsOfQuery",
     "AsyncAsOfQuery",
     "AsyncCollection",

@@ -13,8 +13,9 @@ Events (Genesis DB subjects; agent names are percent-encoded, data-subject ids n
   ``io.decisiontrail.subject.key`` — stored as reference (erasable): a random key naming the
   data subject everywhere else. Erasure erases it, so nothing left behind (links, holds,
   SapixDB graph nodes) can be tied to the person again, not even with the pepper.
-- ``/data-subjects/{key}/tenants/{t}/decisions/{id}``  ``io.decisiontrail.subject.linked`` —
-  stored as reference: the tenant and decision id
+- ``/data-subjects/{key}/tenants/{t}/decisions/{id}``  ``io.decisiontrail.subject.linked``:
+  the tenant and decision id (not erasable, and nothing personal: once the subject's key
+  event is erased, no one can tell whom the key stood for)
 - ``/data-subjects/{key}/tenants/{t}/hold``  legal hold placed / released
 - ``/tenants/{t}/log/{start}``  ``io.decisiontrail.log.batch``: where a batch starts, how many
   records it holds, and the tile frontier after it (the unfinished tile of every level)
@@ -43,6 +44,7 @@ import asyncio
 import base64
 import contextlib
 import contextvars
+import functools
 import hashlib
 import hmac
 import logging
@@ -66,8 +68,7 @@ from decisiontrail.records import (
     GENESIS_HASH,
     PersonalValue,
     format_time,
-    leaf_data,
-    seal,
+    seal_with_leaf,
     split_personal,
 )
 from decisiontrail.signing import Keyring
@@ -110,6 +111,7 @@ HOLD_PLACED_TYPE = "io.decisiontrail.legal-hold.placed"
 HOLD_RELEASED_TYPE = "io.decisiontrail.legal-hold.released"
 MAX_CLAIM_RETRIES = 20
 MAX_GROUP = 2_000  # decisions per group commit (a single larger request goes alone)
+STORE_CHUNK = 250  # sealed records per SapixDB write when a worker process writes them
 # Commit failures after which nothing was written for sure (others may have committed).
 DEFINITE_FAILURES = (
     AuthenticationError,
@@ -271,6 +273,7 @@ class Ledger:
         self._pending: dict[str, list[_Request]] = {}
         self._subject_keys: dict[tuple[str, str], tuple[float, str]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
+        self._answering: dict[str, asyncio.Task[None]] = {}  # the last group's answer
         self._tiles = _TileCache()
 
     def tenants(self) -> list[str]:
@@ -374,8 +377,9 @@ class Ledger:
         await self.genesis.commit_events(events)
 
     async def erase_subject(self, tenant: str, subject_id: str) -> tuple[list[str], int]:
-        """Erase every personal value of the subject's decisions, the subject's links and the
-        subject's keys.
+        """Erase every personal value of the subject's decisions and the subject's keys (the
+        events naming whom a key stands for; the links and holds under the key stay, tied to
+        no one).
 
         Returns the decision ids and the number of erased values. Hashes, chains, signatures
         and proofs are untouched: records hold only salted commitments. What stays (link and
@@ -390,6 +394,7 @@ class Ledger:
         for decision_id in decision_ids:
             erased += await self.genesis.erase_data(f"{tenant_path(tenant)}/personal/{decision_id}")
         for key in keys:
+            # Links written by earlier versions were stored by reference: erase those too.
             erased += await self.genesis.erase_data(self.subject_path(tenant, key))
             # SapixDB never held the values; cut the graph's links to the subject's key too.
             await self.provenance.unlink_subject(tenant, key, decision_ids)
@@ -477,7 +482,7 @@ class Ledger:
         try:
             with tracer.start_as_current_span("decision.commit", links=links) as span:
                 span.set_attribute("decisiontrail.requests", len(group))
-                results = await self._commit(tenant, group)
+                results, linking = await self._commit(tenant, group)
         except Exception as exc:
             if len(group) == 1:
                 group[0].future.set_exception(exc)
@@ -487,12 +492,38 @@ class Ledger:
             await self._commit_group(tenant, group[:middle])
             await self._commit_group(tenant, group[middle:])
             return
-        for request, receipts in zip(group, results, strict=True):
-            if not request.future.done():
-                request.future.set_result(receipts)
+        # The group is committed; its callers are answered once its edges are written too,
+        # while the next group is sealed (at most one group's edges behind).
+        previous = self._answering.get(tenant)
+        self._answering[tenant] = asyncio.create_task(
+            self._answer_after_edges(tenant, group, results, linking)
+        )
+        if previous is not None:
+            await previous
 
-    async def _commit(self, tenant: str, group: list[_Request]) -> list[list[Receipt]]:
-        """Commit a group's decisions as one batch; each request's receipts."""
+    async def _answer_after_edges(
+        self,
+        tenant: str,
+        group: list[_Request],
+        results: list[list[Receipt]],
+        linking: asyncio.Future[None],
+    ) -> None:
+        try:
+            await linking
+        except BaseException:
+            # Committed and in both stores; only the derived edges are missing. The repair
+            # pass writes them again (see Ledger.repair).
+            log.exception("graph edges were not written", extra={"tenant": tenant})
+        finally:
+            for request, receipts in zip(group, results, strict=True):
+                if not request.future.done():
+                    request.future.set_result(receipts)
+
+    async def _commit(
+        self, tenant: str, group: list[_Request]
+    ) -> tuple[list[list[Receipt]], asyncio.Future[None]]:
+        """Commit a group's decisions as one batch: each request's receipts, and the task
+        writing the batch's graph edges."""
         for _ in range(MAX_CLAIM_RETRIES):
             results: list[list[Receipt] | None] = []
             for request in group:  # a key committed meanwhile (a retry, another replica)
@@ -502,7 +533,9 @@ class Ledger:
                 results.append(earlier)
             fresh = [r for r, earlier in zip(group, results, strict=True) if earlier is None]
             if not fresh:
-                return [earlier or [] for earlier in results]
+                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                done.set_result(None)
+                return [earlier or [] for earlier in results], done
             head = await self.head(tenant)
             decisions = [d for request in fresh for d in request.decisions]
             keys: list[tuple[str, int, int]] = []
@@ -516,16 +549,23 @@ class Ledger:
                 # The same key twice in one group: commit the first alone, the rest after it.
                 raise LedgerError("an idempotency key repeats within one commit")
             subject_keys, key_events, fresh_keys = await self._subject_keys_for(tenant, decisions)
-            with tracer.start_as_current_span("decision.sign"):
-                events, preconditions, receipts, new_head = await self._batch(
-                    tenant, head, decisions, keys, subject_keys
-                )
+            # With a SapixDB worker process, each chunk of sealed records goes there while the
+            # next chunk is sealed here.
+            stores: list[asyncio.Task[list[str]]] = []
+            chunk = STORE_CHUNK if self.provenance.worker is not None else len(decisions)
+            try:
+                with tracer.start_as_current_span("decision.sign"):
+                    events, preconditions, receipts, new_head = await self._batch(
+                        tenant, head, decisions, keys, subject_keys,
+                        on_sealed=functools.partial(self._start_store, tenant, stores),
+                        chunk=chunk,
+                    )  # fmt: skip
+            except BaseException:
+                await self._discard_stores(stores)
+                raise
             events.extend(key_events)
-            with (
-                tracer.start_as_current_span("decision.store.sapixdb"),
-                self._store_call("sapixdb", "ingest"),
-            ):
-                receipts = await self._store_provenance(tenant, receipts, events)
+            with tracer.start_as_current_span("decision.store.sapixdb"):
+                receipts = await self._store_provenance(receipts, events, stores)
             sapix_ids = [r.sapix_id for r in receipts if r.sapix_id is not None]
             # The edges (derived data) go in while Genesis DB commits: another file, another
             # fsync, in parallel.
@@ -551,12 +591,6 @@ class Ledger:
                 raise
             self._heads[tenant] = new_head
             self._remember_subject_keys(fresh_keys)
-            try:
-                await linking
-            except Exception:
-                # Committed and in both stores; only the derived edges are missing. The
-                # repair pass writes them again (see Ledger.repair).
-                log.exception("graph edges were not written", extra={"tenant": tenant})
             out: list[list[Receipt]] = []
             offset = 0
             fresh_results = iter(fresh)
@@ -567,7 +601,7 @@ class Ledger:
                 assert next(fresh_results) is request
                 out.append(receipts[offset : offset + len(request.decisions)])
                 offset += len(request.decisions)
-            return out
+            return out, linking
         raise ConflictRetriesExhaustedError("the log head kept moving; retry the request")
 
     @contextlib.contextmanager
@@ -590,12 +624,38 @@ class Ledger:
         with self._store_call("sapixdb", "add_edges"):
             await self.provenance.link(tenant, records, subject_keys)
 
+    def _start_store(
+        self, tenant: str, stores: list[asyncio.Task[list[str]]], receipts: list[Receipt]
+    ) -> None:
+        stores.append(asyncio.create_task(self._store_chunk(tenant, receipts)))
+
+    async def _store_chunk(self, tenant: str, receipts: list[Receipt]) -> list[str]:
+        with self._store_call("sapixdb", "ingest"):
+            return await self.provenance.store(tenant, [(r.record, r.log_index) for r in receipts])
+
+    async def _discard_stores(self, stores: list[asyncio.Task[list[str]]]) -> None:
+        """Tombstone what the chunk writes of a batch that will not be committed wrote."""
+        results = await asyncio.gather(*stores, return_exceptions=True)
+        await self.provenance.discard(
+            [i for result in results if isinstance(result, list) for i in result]
+        )
+
     async def _store_provenance(
-        self, tenant: str, receipts: list[Receipt], events: list[dict[str, Any]]
+        self,
+        receipts: list[Receipt],
+        events: list[dict[str, Any]],
+        stores: list[asyncio.Task[list[str]]],
     ) -> list[Receipt]:
-        """Write the sealed records to SapixDB; name their ids in the batch's index events."""
-        sealed = [(r.record, r.log_index) for r in receipts]
-        sapix_ids = await self.provenance.store(tenant, sealed)
+        """Wait for the batch's records to be in SapixDB (all chunks, or none: a chunk that
+        failed takes the others back); name their ids in the batch's index events."""
+        results = await asyncio.gather(*stores, return_exceptions=True)
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            await self.provenance.discard(
+                [i for result in results if isinstance(result, list) for i in result]
+            )
+            raise failure
+        sapix_ids = [i for result in results if isinstance(result, list) for i in result]
         index_events = [e for e in events if e["type"] == INDEX_TYPE]
         for event, sapix_id in zip(index_events, sapix_ids, strict=True):
             event["data"]["sapix_id"] = sapix_id
@@ -611,27 +671,32 @@ class Ledger:
         decisions: Sequence[PreparedDecision],
         idempotency_keys: Sequence[tuple[str, int, int]],
         subject_keys: Sequence[Sequence[str]],
+        *,
+        on_sealed: Callable[[list[Receipt]], None],
+        chunk: int,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Receipt], TenantHead]:
         """The events of one batch: ``idempotency_keys`` name which decisions (``[start,
-        end)``) each request's key stands for."""
+        end)``) each request's key stands for. ``on_sealed`` gets the receipts of every
+        ``chunk`` decisions as soon as they are sealed (and the loop runs in between)."""
         now = datetime.now(UTC)
         chains = dict(head.chains)
         events: list[dict[str, Any]] = []
         receipts: list[Receipt] = []
+        sealed_until = 0  # receipts before this were handed to on_sealed
         leaves: list[bytes] = []
         for offset, prepared in enumerate(decisions):
             agent = str(prepared.decision["agent"])
             sequence, prev_hash = chains.get(agent, (0, GENESIS_HASH))
             committed, personal = split_personal(prepared.decision, prepared.personal)
             decision_id = str(uuid_utils.uuid7())
-            record = seal(
+            record, leaf = seal_with_leaf(
                 decision=committed, record_id=decision_id, tenant=tenant, chain=agent,
                 sequence=sequence, prev_hash=prev_hash, recorded_at=now, keyring=self.keyring,
             )  # fmt: skip
             chains[agent] = (sequence + 1, record["hash"])
             log_index = head.size + offset
             receipts.append(Receipt(record, log_index))
-            leaves.append(merkle.leaf_hash(leaf_data(record)))
+            leaves.append(merkle.leaf_hash(leaf))
             events.append(
                 self._event(
                     decision_subject(tenant, agent, decision_id),
@@ -649,6 +714,10 @@ class Ledger:
             events.extend(
                 self._personal_events(tenant, decision_id, personal, subject_keys[offset])
             )
+            if len(receipts) - sealed_until == chunk or len(receipts) == len(decisions):
+                on_sealed(receipts[sealed_until:])
+                sealed_until = len(receipts)
+                await asyncio.sleep(0)  # let that chunk's write start
         frontier = TileFrontier.from_json(head.frontier.to_json())  # a copy to advance
         for tile in frontier.extend(leaves):
             events.append(
@@ -706,7 +775,6 @@ class Ledger:
                     f"{self.subject_path(tenant, key)}/decisions/{decision_id}",
                     SUBJECT_LINK_TYPE,
                     {"tenant": tenant, "decision_id": decision_id},
-                    erasable=True,
                 )
             )
         return events

@@ -25,7 +25,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sapixdb import AsyncSapixClient, Record, SapixError
+from decisiontrail.sapix_worker import SapixWorker, SapixWorkerUnavailable
+from sapixdb import MAX_EDGE_BATCH, AsyncSapixClient, Record, SapixError
 
 COLLECTION = "ai_decisions"
 GRAPH = "decisiontrail"  # the client's agent name: SapixDB's graph of that name
@@ -140,9 +141,10 @@ class ListFilter:
 class ProvenanceStore:
     """Decisions and their provenance graph in SapixDB, through the SDK's async client."""
 
-    def __init__(self, client: AsyncSapixClient) -> None:
+    def __init__(self, client: AsyncSapixClient, worker: SapixWorker | None = None) -> None:
         self.client = client
         self.collection = client.collection(COLLECTION)
+        self.worker = worker  # does the writes in a child process (embedded SapixDB)
 
     async def store(self, tenant: str, sealed: Sequence[tuple[dict[str, Any], int]]) -> list[str]:
         """Ingest sealed records (with their log index); their SapixDB ids.
@@ -151,6 +153,12 @@ class ProvenanceStore:
         raised, so the caller can fail the request without leaving anything behind.
         """
         docs = [document(tenant, record, index) for record, index in sealed]
+        if self.worker is not None:
+            try:
+                return await self.worker.write_records(COLLECTION, docs)
+            except SapixWorkerUnavailable:
+                # The child may have died after writing some: take those back, then write here.
+                await self.discard(await self._written_by_this_batch(docs))
         ids: list[str] = []
         failure: BaseException | None = None
         try:
@@ -171,7 +179,8 @@ class ProvenanceStore:
         return ids
 
     async def _written_by_this_batch(self, docs: Sequence[dict[str, Any]]) -> list[str]:
-        """Which of ``docs`` a failed concurrent batch over HTTP did write (to discard them)."""
+        """Which of ``docs`` a failed batch did write (over HTTP, or in a worker that died),
+        to discard them."""
         wanted = {doc["decision_id"] for doc in docs}
         condition = [{"field": "decision_id", "op": "in", "value": sorted(wanted)}]
         try:
@@ -183,13 +192,22 @@ class ProvenanceStore:
     async def link(
         self, tenant: str, records: Sequence[dict[str, Any]], subject_keys: Sequence[Sequence[str]]
     ) -> None:
-        """Write the graph edges of sealed records (one transaction when embedded)."""
+        """Write the graph edges of sealed records: one call per :data:`MAX_EDGE_BATCH` edges
+        (each all or none), in the worker process when there is one."""
         edges = [
             edge
             for record, subjects in zip(records, subject_keys, strict=True)
             for edge in edges_of(tenant, record, subjects)
         ]
-        await self.client.graph.add_edges(edges)
+        chunks = [edges[i : i + MAX_EDGE_BATCH] for i in range(0, len(edges), MAX_EDGE_BATCH)]
+        if self.worker is not None:
+            try:
+                await self.worker.add_edges(chunks)
+                return
+            except SapixWorkerUnavailable:
+                pass  # write them here (an edge written twice is still one edge)
+        for chunk in chunks:
+            await self.client.graph.add_edges(chunk)
 
     async def is_linked(self, tenant: str, decision_id: str) -> bool:
         """Whether the decision's edges are in the graph (every decision has an agent edge)."""

@@ -20,6 +20,7 @@ and are always committed.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -73,6 +74,23 @@ def _walk(container: Any, parts: list[str]) -> tuple[Any, str | int] | None:
     return None
 
 
+def _walk_copying(
+    container: Any, parts: list[str], copies: set[int]
+) -> tuple[Any, str | int] | None:
+    """Like :func:`_walk`, but each container on the way is replaced by a shallow copy (once),
+    so the value found can be changed without touching the caller's decision."""
+    for part in parts[:-1]:
+        child = _child(container, part)
+        if not isinstance(child, dict | list):
+            return None
+        if id(child) not in copies:
+            child = dict(child) if isinstance(child, dict) else list(child)
+            copies.add(id(child))
+            container[part if isinstance(container, dict) else int(part)] = child
+        container = child
+    return _walk(container, parts[-1:])
+
+
 def _child(container: Any, part: str) -> Any:
     if isinstance(container, dict):
         return container.get(part)
@@ -92,12 +110,13 @@ def split_personal(
 ) -> tuple[dict[str, Any], list[PersonalValue]]:
     """Replace every personal value (the declared paths and every data subject id) by a salted
     commitment. Returns the committed decision and the values taken out."""
-    committed = _copy(decision)
+    committed = dict(decision)
+    copies: set[int] = {id(committed)}  # containers that are ours to change
     taken: list[PersonalValue] = []
     targets = list(dict.fromkeys(paths))
     targets += [f"data_subjects.{i}" for i in range(len(committed.get("data_subjects") or []))]
     for path in targets:
-        found = _walk(committed, path.split("."))
+        found = _walk_copying(committed, path.split("."), copies)
         if found is None:
             continue  # declared personal but not present in this decision
         parent, key = found
@@ -123,6 +142,7 @@ def restore_personal(decision: dict[str, Any], values: Iterable[PersonalValue]) 
     return restored
 
 
+@functools.lru_cache(maxsize=16)  # a batch seals every record at one moment
 def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with microseconds and Z: one spelling per instant, so hashes are stable."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -149,8 +169,27 @@ def seal(
     keyring: Keyring,
 ) -> dict[str, Any]:
     """Build, hash and sign a record (the decision must already hold commitments only)."""
-    key_id, _ = keyring.active(recorded_at)
-    record: dict[str, Any] = {
+    record, _ = seal_with_leaf(
+        decision=decision, record_id=record_id, tenant=tenant, chain=chain, sequence=sequence,
+        prev_hash=prev_hash, recorded_at=recorded_at, keyring=keyring,
+    )  # fmt: skip
+    return record
+
+
+def seal_with_leaf(
+    *,
+    decision: dict[str, Any],
+    record_id: str,
+    tenant: str,
+    chain: str,
+    sequence: int,
+    prev_hash: str,
+    recorded_at: datetime,
+    keyring: Keyring,
+) -> tuple[dict[str, Any], bytes]:
+    """:func:`seal`, and the record's :func:`leaf_data`, canonicalizing the decision once."""
+    key_id, private_key = keyring.active(recorded_at)
+    fields: dict[str, Any] = {
         "v": RECORD_VERSION,
         "id": record_id,
         "tenant": tenant,
@@ -159,14 +198,24 @@ def seal(
         "prev_hash": prev_hash,
         "recorded_at": format_time(recorded_at),
         "key_id": key_id,
-        "decision": decision,
     }
-    digest = record_hash(record)
-    signed_with, signature = keyring.sign(RECORD_DOMAIN, bytes.fromhex(digest), recorded_at)
-    assert signed_with == key_id
-    record["hash"] = digest
-    record["signature"] = base64.b64encode(signature).decode()
-    return record
+    decision_json = canonical_json(decision)
+    digest = hashlib.sha256(_record_json(fields, decision_json)).hexdigest()
+    signature = base64.b64encode(private_key.sign(RECORD_DOMAIN + bytes.fromhex(digest)))
+    record = {**fields, "decision": decision, "hash": digest, "signature": signature.decode()}
+    fields["hash"], fields["signature"] = record["hash"], record["signature"]
+    return record, _record_json(fields, decision_json)
+
+
+def _record_json(fields: dict[str, Any], decision_json: bytes) -> bytes:
+    """The canonical bytes of a record of ``fields`` (strings and safe integers under ASCII
+    keys) and a decision already canonical: RFC 8785 writes an object as its members sorted
+    by key, each value in its own canonical form, so the parts compose. A test holds this
+    equal to :func:`canonical_json` of the whole record."""
+    members = {key: orjson.dumps(value) for key, value in fields.items()}
+    members["decision"] = decision_json
+    body = b",".join(b'"' + key.encode() + b'":' + members[key] for key in sorted(members))
+    return b"{" + body + b"}"
 
 
 def leaf_data(record: dict[str, Any]) -> bytes:

@@ -10,6 +10,7 @@ from decisiontrail.keystore import KeyStore, RateLimiter
 from decisiontrail.ledger import Ledger, load_pepper
 from decisiontrail.metrics import Metrics
 from decisiontrail.provenance import GRAPH, ProvenanceStore
+from decisiontrail.sapix_worker import SapixWorker
 from decisiontrail.signing import Keyring, private_key_from_text
 from genesisdb import Client
 from sapixdb import AsyncSapixClient
@@ -41,13 +42,16 @@ class ServiceState:
             keyring, created = Keyring.load_or_create(settings.key_directory, settings.log_origin)
         genesis, engine = _genesis_client(settings)
         sapix = _sapix_client(settings)
+        worker = None
+        if settings.sapixdb_worker and not sapix.is_remote:
+            worker = SapixWorker(settings.sapixdb_location, _sapix_key(settings), GRAPH)
         metrics = Metrics()
         ledger = Ledger(
             genesis,
             keyring,
             origin=settings.log_origin,
             pepper=load_pepper(settings.key_directory),
-            provenance=ProvenanceStore(sapix),
+            provenance=ProvenanceStore(sapix, worker),
             on_checkpoint=metrics.checkpoint_issued,
             on_store_call=metrics.store_call,
         )
@@ -64,6 +68,8 @@ class ServiceState:
         )
 
     async def close(self) -> None:
+        if self.ledger.provenance.worker is not None:
+            self.ledger.provenance.worker.close()
         await self.sapix.aclose()
         await self.genesis.close()
         if self.embedded_engine is not None:
@@ -84,5 +90,8 @@ def _genesis_client(settings: Settings) -> tuple[Client, Any]:
 
 def _sapix_client(settings: Settings) -> AsyncSapixClient:
     """SapixDB: embedded on a ``sqlite:///``/``postgresql://`` URL, or a server over HTTP."""
-    key = settings.sapixdb_api_key.get_secret_value() if settings.sapixdb_api_key else None
-    return AsyncSapixClient(settings.sapixdb_location, api_key=key, agent=GRAPH)
+    return AsyncSapixClient(settings.sapixdb_location, api_key=_sapix_key(settings), agent=GRAPH)
+
+
+def _sapix_key(settings: Settings) -> str | None:
+    return settings.sapixdb_api_key.get_secret_value() if settings.sapixdb_api_key else None

@@ -52,6 +52,16 @@ async def test_commit_returns_the_stored_events_with_the_ten_fields(
     ]
 
 
+async def test_committed_events_behave_as_a_sequence(client: Client, subject: str) -> None:
+    stored = await client.commit_events([event(subject, n=i) for i in range(4)])
+    assert len(stored) == 4 and stored[-1]["data"] == {"n": 3}
+    assert [e["data"]["n"] for e in stored[1:3]] == [1, 2]
+    assert stored[0] is stored[0]  # built once, when first looked at
+    assert stored == list(stored) and stored != list(stored)[:3]
+    streamed = await client.stream_events(subject)
+    assert [e["id"] for e in stored] == [e["id"] for e in streamed]
+
+
 async def test_the_hash_is_sha256_over_the_canonical_event(client: Client, subject: str) -> None:
     (stored,) = await client.commit_events([event(subject, price=2990000.00, name="Tumbler")])
     body = {key: value for key, value in stored.get_attributes().items() if key != "hash"}

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from decisiontrail.records import (
     GENESIS_HASH,
@@ -13,8 +15,10 @@ from decisiontrail.records import (
     check_record,
     commitment_for,
     is_commitment,
+    leaf_data,
     restore_personal,
     seal,
+    seal_with_leaf,
     split_personal,
 )
 from decisiontrail.signing import Keyring
@@ -63,6 +67,51 @@ def test_personal_values_become_salted_commitments() -> None:
     assert restore_personal(committed, taken) == DECISION
     email = next(p for p in taken if p.path == "metadata.email")
     assert email.commitment == commitment_for("alice@example.com", email.salt)
+
+
+def test_splitting_leaves_the_callers_decision_untouched() -> None:
+    decision = {
+        "agent": "a",
+        "action": "x",
+        "metadata": {"contact": {"emails": ["alice@example.com", "bob@example.com"]}},
+        "data_subjects": ["customer-17"],
+    }
+    before = copy.deepcopy(decision)
+    committed, taken = split_personal(decision, ["metadata.contact.emails.1", "metadata.none"])
+    assert decision == before  # every container on a personal path was copied, not changed
+    assert [p.path for p in taken] == ["metadata.contact.emails.1", "data_subjects.0"]
+    assert committed["metadata"]["contact"]["emails"][0] == "alice@example.com"
+    assert is_commitment(committed["metadata"]["contact"]["emails"][1])
+    assert restore_personal(committed, taken) == before
+
+
+_names = st.text(min_size=1, max_size=20).filter(
+    lambda t: not any(0xD800 <= ord(c) < 0xE000 for c in t)
+)
+_plain = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | _names
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_names, children, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(decision=st.dictionaries(_names, _plain, max_size=6), tenant=_names, chain=_names)
+def test_sealing_composes_the_same_bytes_as_canonicalizing_the_whole_record(
+    decision: dict[str, Any], tenant: str, chain: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    keyring = Keyring.load_or_create(tmp_path_factory.getbasetemp() / "keys", "dt.test/t")[0]
+    record, leaf = seal_with_leaf(
+        decision=decision, record_id="0190-id", tenant=tenant, chain=chain, sequence=7,
+        prev_hash=GENESIS_HASH, recorded_at=datetime.now(UTC), keyring=keyring,
+    )  # fmt: skip
+    assert leaf == leaf_data(record)  # the Merkle leaf a verifier recomputes
+    assert check_record(record, keyring.trust) is None  # the hash a verifier recomputes
+    assert list(record) == [
+        "v", "id", "tenant", "chain", "sequence", "prev_hash", "recorded_at", "key_id",
+        "decision", "hash", "signature",
+    ]  # fmt: skip
 
 
 def test_a_sealed_chain_verifies(keyring: Keyring) -> None:

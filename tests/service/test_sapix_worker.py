@@ -1,0 +1,174 @@
+"""SapixDB writes in a worker process: the same records and edges as in-process, batches
+still all or nothing, and a worker that cannot run (or dies) costs no write."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from decisiontrail import ledger as ledger_module
+from decisiontrail import provenance
+from decisiontrail.ledger import Ledger, load_pepper
+from decisiontrail.provenance import GRAPH, ProvenanceStore, decision_node
+from decisiontrail.sapix_worker import SapixWorker
+from decisiontrail.signing import Keyring
+from genesisdb import Client
+from sapixdb import AsyncSapixClient, SapixError
+from tests.service.test_ledger import all_records, decision
+
+
+def open_ledger(tmp_path: Path, worker: SapixWorker | None) -> Ledger:
+    keyring, _ = Keyring.load_or_create(tmp_path / "keys", "dt.test")
+    return Ledger(
+        Client({"api_url": f"sqlite:///{tmp_path}/genesis.db"}),
+        keyring,
+        origin="dt.test",
+        pepper=load_pepper(tmp_path / "keys"),
+        provenance=ProvenanceStore(
+            AsyncSapixClient(f"sqlite:///{tmp_path}/sapix.db", agent=GRAPH), worker
+        ),
+    )
+
+
+def sapix_location(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/sapix.db"
+
+
+@pytest.fixture
+async def worker(tmp_path: Path) -> AsyncIterator[SapixWorker]:
+    started = SapixWorker(sapix_location(tmp_path), None, GRAPH)
+    yield started
+    started.close()
+
+
+async def close(ledger: Ledger) -> None:
+    if ledger.provenance.worker is not None:
+        ledger.provenance.worker.close()
+    await ledger.provenance.client.aclose()
+    await ledger.genesis.close()
+
+
+async def linked(ledger: Ledger, tenant: str, decision_id: str) -> set[str]:
+    edges = await ledger.provenance.client.graph.edges(decision_node(tenant, decision_id))
+    return {edge.edge_type for edge in edges}
+
+
+async def live_records(ledger: Ledger) -> list[str]:
+    return [r.record_id for r in await ledger.provenance.recent(before_hlc=None, limit=100)]
+
+
+async def test_the_worker_process_writes_what_in_process_writes_would(
+    tmp_path: Path, worker: SapixWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger_module, "STORE_CHUNK", 2)  # five decisions: three chunks
+    ledger = open_ledger(tmp_path, worker)
+    try:
+        await worker.start()
+        assert await worker._call(os.getpid) != os.getpid()  # really another process
+        receipts = await ledger.record(
+            "acme", [decision("a", i, session_id="s-1", data_subjects=["carol"]) for i in range(5)]
+        )
+        stored = [await ledger.provenance.get(r.sapix_id or "") for r in receipts]
+        assert [s.payload["decision_id"] if s else None for s in stored] == [
+            r.record["id"] for r in receipts
+        ]  # in order, each receipt naming its own SapixDB record
+        for receipt in receipts:
+            assert await linked(ledger, "acme", receipt.record["id"]) == {
+                "agent", "session", "subject"
+            }  # fmt: skip
+        assert len(await all_records(ledger, "acme")) == 5
+    finally:
+        await close(ledger)
+
+
+class FailingSecondWrite(SapixWorker):
+    """A worker whose second record write is refused by the store."""
+
+    calls = 0
+
+    async def write_records(self, collection: str, docs: Sequence[dict[str, Any]]) -> list[str]:
+        self.calls += 1
+        if self.calls == 2:
+            raise SapixError("refused", 503, "BUSY")
+        return await super().write_records(collection, docs)
+
+
+async def test_a_refused_chunk_takes_the_whole_batch_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger_module, "STORE_CHUNK", 2)
+    ledger = open_ledger(tmp_path, FailingSecondWrite(sapix_location(tmp_path), None, GRAPH))
+    try:
+        with pytest.raises(SapixError, match="refused"):
+            await ledger.record("acme", [decision("a", i) for i in range(5)])
+        written = await live_records(ledger)
+        assert len(written) == 3  # the first and third chunks went in …
+        assert set(written) <= await ledger.provenance.deleted_ids()  # … and were tombstoned
+        assert await all_records(ledger, "acme") == []  # and nothing was committed
+        again = await ledger.record("acme", [decision("a", i) for i in range(5)])
+        assert [r.record["sequence"] for r in again] == [0, 1, 2, 3, 4]
+    finally:
+        await close(ledger)
+
+
+async def test_a_killed_worker_costs_no_write_and_is_replaced(
+    tmp_path: Path, worker: SapixWorker
+) -> None:
+    ledger = open_ledger(tmp_path, worker)
+    try:
+        await ledger.record("acme", [decision("a", 0)])
+        first_pid = await worker._call(os.getpid)
+        os.kill(first_pid, signal.SIGKILL)
+        # The next call finds the child dead: its writes are done in-process instead.
+        done = await ledger.record("acme", [decision("a", 1, session_id="s")])
+        assert await linked(ledger, "acme", done[0].record["id"]) == {"agent", "session"}
+        assert len(await live_records(ledger)) == 2
+        later = await ledger.record("acme", [decision("a", 2)])
+        assert await worker._call(os.getpid) not in (first_pid, os.getpid())  # a new child
+        assert [r.record["sequence"] for r in later] == [2]
+        assert len(await all_records(ledger, "acme")) == 3
+    finally:
+        await close(ledger)
+
+
+class Unstartable(SapixWorker):
+    """A worker whose process cannot be started (as when ``spawn`` refuses)."""
+
+    def _executor(self) -> ProcessPoolExecutor:
+        raise RuntimeError("cannot start a process here")
+
+
+async def test_without_a_worker_process_writes_stay_in_process(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path, Unstartable(sapix_location(tmp_path), None, GRAPH))
+    try:
+        receipts = await ledger.record("acme", [decision("a", i, session_id="s") for i in range(3)])
+        assert ledger.provenance.worker is not None and ledger.provenance.worker.disabled
+        assert len(await live_records(ledger)) == 3
+        assert await linked(ledger, "acme", receipts[0].record["id"]) == {"agent", "session"}
+    finally:
+        await close(ledger)
+
+
+@pytest.mark.parametrize("in_worker", [True, False], ids=["worker", "in-process"])
+async def test_edges_beyond_one_call_go_in_several(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_worker: bool
+) -> None:
+    monkeypatch.setattr(provenance, "MAX_EDGE_BATCH", 3)  # 4 decisions × 3 edges: 4 calls
+    worker = SapixWorker(sapix_location(tmp_path), None, GRAPH) if in_worker else None
+    ledger = open_ledger(tmp_path, worker)
+    try:
+        receipts = await ledger.record(
+            "acme", [decision("a", i, session_id="s", run_id=f"r{i}") for i in range(4)]
+        )
+        for receipt in receipts:
+            assert await linked(ledger, "acme", receipt.record["id"]) == {
+                "agent", "session", "run"
+            }  # fmt: skip
+    finally:
+        await close(ledger)
