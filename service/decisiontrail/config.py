@@ -33,9 +33,9 @@ class Settings(BaseSettings):
     sapixdb_api_key: SecretStr | None = None
     genesisdb_url: str | None = None  # default: sqlite:///<data_dir>/genesisdb.db
     genesisdb_token: SecretStr | None = None
-    # With embedded SapixDB, do the SapixDB writes in a child process (the second core) while
-    # this one commits to Genesis DB; false keeps everything in the service's own process.
-    sapixdb_worker: bool = True
+    # With embedded stores, do their writes in child processes (one per store) so that all
+    # cores work; false keeps everything in the service's own process.
+    store_workers: bool = True
 
     # Signing: a key directory (created with a fresh key on first start) or one given key.
     signing_key_dir: Path | None = None  # default: <data_dir>/keys

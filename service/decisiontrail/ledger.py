@@ -72,6 +72,7 @@ from decisiontrail.records import (
     split_personal,
 )
 from decisiontrail.signing import Keyring
+from decisiontrail.store_workers import GenesisWorker, WorkerUnavailable
 from decisiontrail.tlog import (
     TileFrontier,
     TileReader,
@@ -110,7 +111,7 @@ SUBJECT_KEY_SECONDS = 10.0  # how long a replica trusts a cached subject key (er
 HOLD_PLACED_TYPE = "io.decisiontrail.legal-hold.placed"
 HOLD_RELEASED_TYPE = "io.decisiontrail.legal-hold.released"
 MAX_CLAIM_RETRIES = 20
-MAX_GROUP = 2_000  # decisions per group commit (a single larger request goes alone)
+MAX_GROUP = 1_000  # decisions per group commit (a single larger request goes alone)
 STORE_CHUNK = 250  # sealed records per SapixDB write when a worker process writes them
 # Commit failures after which nothing was written for sure (others may have committed).
 DEFINITE_FAILURES = (
@@ -222,6 +223,36 @@ class _Request:
 
 
 @dataclass(frozen=True)
+class _Batch:
+    """A group sealed and in SapixDB, ready to commit to Genesis DB."""
+
+    group: list[_Request]
+    earlier: list[list[Receipt] | None]  # per request: its first result if its key was seen
+    fresh: list[_Request]  # the requests this batch records
+    events: list[dict[str, Any]]
+    preconditions: list[dict[str, Any]]
+    receipts: list[Receipt]  # of the fresh requests' decisions, in order
+    new_head: TenantHead
+    subject_keys: list[list[str]]
+    fresh_keys: dict[tuple[str, str], str]
+
+    def answers(self) -> list[list[Receipt]]:
+        """Each request's receipts: its earlier ones, or its share of this batch's."""
+        out: list[list[Receipt]] = []
+        offset = 0
+        for request, earlier in zip(self.group, self.earlier, strict=True):
+            if earlier is not None:
+                out.append(earlier)
+                continue
+            out.append(self.receipts[offset : offset + len(request.decisions)])
+            offset += len(request.decisions)
+        return out
+
+
+_Ahead = tuple[list[_Request], "asyncio.Task[_Batch]"]  # a group sealed ahead, and its sealing
+
+
+@dataclass(frozen=True)
 class PreparedDecision:
     """A client's decision (as a plain JSON object) and its personal-field paths."""
 
@@ -261,10 +292,12 @@ class Ledger:
         provenance: ProvenanceStore,
         on_checkpoint: Callable[[str], None] | None = None,
         on_store_call: Callable[[str, str, float, bool], None] | None = None,
+        genesis_worker: GenesisWorker | None = None,
     ) -> None:
         self.on_checkpoint = on_checkpoint  # told the tenant of every checkpoint issued
         self.on_store_call = on_store_call  # told (store, operation, seconds, ok) of each write
         self.genesis = genesis
+        self.genesis_worker = genesis_worker  # commits in a child process (embedded Genesis DB)
         self.provenance = provenance
         self.keyring = keyring
         self.origin = origin
@@ -307,10 +340,14 @@ class Ledger:
         return keys
 
     async def _subject_keys_for(
-        self, tenant: str, decisions: Sequence[PreparedDecision]
+        self,
+        tenant: str,
+        decisions: Sequence[PreparedDecision],
+        provisional: dict[tuple[str, str], str],
     ) -> tuple[list[list[str]], list[dict[str, Any]], dict[tuple[str, str], str]]:
         """Each decision's subject keys, the key events for subjects seen for the first time,
-        and the keys to remember once the batch is committed."""
+        and the keys to remember once the batch is committed. ``provisional`` keys (of a batch
+        being committed before this one) count as known."""
         found: dict[str, str] = {}
         fresh: dict[tuple[str, str], str] = {}
         events: list[dict[str, Any]] = []
@@ -319,6 +356,9 @@ class Ledger:
             str(s) for d in decisions for s in d.decision.get("data_subjects") or []
         ):
             pseudonym = self.pseudonym(subject_id)
+            if (tenant, pseudonym) in provisional:
+                found[subject_id] = provisional[(tenant, pseudonym)]
+                continue
             cached = self._subject_keys.get((tenant, pseudonym))
             if cached is not None and now - cached[0] < SUBJECT_KEY_SECONDS:
                 found[subject_id] = cached[1]
@@ -461,15 +501,15 @@ class Ledger:
 
     async def _write_pending(self, tenant: str) -> None:
         pending = self._pending.setdefault(tenant, [])
-        while pending:
-            group: list[_Request] = []
-            size = 0
-            while pending and (not group or size + len(pending[0].decisions) <= MAX_GROUP):
-                request = pending.pop(0)
-                group.append(request)
-                size += len(request.decisions)
+        ahead: _Ahead | None = None
+        while pending or ahead is not None:
+            if ahead is not None:
+                group, preparing = ahead
+            else:
+                group, preparing = self._take(pending), None
+            ahead = None
             try:
-                await self._commit_group(tenant, group)
+                ahead = await self._write_group(tenant, group, preparing)
             except BaseException as exc:  # never leave a caller waiting
                 for request in group:
                     if not request.future.done():
@@ -477,23 +517,110 @@ class Ledger:
                 if not isinstance(exc, Exception):
                     raise
 
-    async def _commit_group(self, tenant: str, group: list[_Request]) -> None:
+    @staticmethod
+    def _take(pending: list[_Request]) -> list[_Request]:
+        """The next group: waiting requests, in order, up to MAX_GROUP decisions."""
+        group: list[_Request] = []
+        size = 0
+        while pending and (not group or size + len(pending[0].decisions) <= MAX_GROUP):
+            request = pending.pop(0)
+            group.append(request)
+            size += len(request.decisions)
+        return group
+
+    async def _write_group(
+        self, tenant: str, group: list[_Request], preparing: asyncio.Task[_Batch] | None
+    ) -> _Ahead | None:
+        """Commit a group; while it commits, seal the next one (and write its SapixDB records)
+        on the head this one will leave. Returns that next group, sealed or being sealed.
+
+        Only success is pipelined: if the commit fails, the next group's work is dropped and
+        its requests go back to the front of the queue; this group is then retried on the
+        real head if another writer moved it, or halved until the bad request is alone (as
+        in :meth:`_commit_group`).
+        """
         links = [Link(r.span) for r in group if r.span.is_valid]
+        ahead: _Ahead | None = None
+        with tracer.start_as_current_span("decision.commit", links=links) as span:
+            span.set_attribute("decisiontrail.requests", len(group))
+            try:
+                if preparing is None:
+                    batch = await self._prepare(tenant, group, await self.head(tenant), {})
+                else:
+                    batch = await preparing
+            except Exception as exc:
+                await self._failed(tenant, group, exc)
+                return None
+            committing = asyncio.create_task(self._finish(tenant, batch))
+            pending = self._pending[tenant]
+            try:
+                if pending:
+                    following = self._take(pending)
+                    prepare = self._prepare(tenant, following, batch.new_head, batch.fresh_keys)
+                    ahead = (following, asyncio.create_task(prepare))
+                results, linking = await committing
+            except PreconditionFailedError:
+                if ahead is not None:
+                    await self._put_back(tenant, ahead)
+                await self.head(tenant, reload=True)  # someone else wrote: catch up, retry
+                await self._commit_group(tenant, group)
+                return None
+            except Exception as exc:
+                if ahead is not None:
+                    await self._put_back(tenant, ahead)
+                await self._failed(tenant, group, exc)
+                return None
+            except BaseException as exc:
+                if ahead is not None:
+                    ahead[1].cancel()
+                    for request in ahead[0]:
+                        if not request.future.done():
+                            request.future.set_exception(exc)
+                raise
+        await self._answer(tenant, group, results, linking)
+        return ahead
+
+    async def _put_back(self, tenant: str, ahead: _Ahead) -> None:
+        """Undo a group sealed ahead on a head that did not come to be: tombstone its SapixDB
+        records and queue its requests first again."""
+        group, preparing = ahead
         try:
-            with tracer.start_as_current_span("decision.commit", links=links) as span:
-                span.set_attribute("decisiontrail.requests", len(group))
-                results, linking = await self._commit(tenant, group)
+            batch = await preparing
+        except Exception:
+            pass  # it cleaned up after itself
+        else:
+            await self.provenance.discard([r.sapix_id for r in batch.receipts if r.sapix_id])
+        self._pending[tenant][:0] = group
+
+    async def _commit_group(self, tenant: str, group: list[_Request]) -> None:
+        """The careful path: commit with retries; a group that fails is halved until the bad
+        request is alone."""
+        try:
+            results, linking = await self._commit(tenant, group)
         except Exception as exc:
-            if len(group) == 1:
-                group[0].future.set_exception(exc)
-                return
-            # One bad request must not fail the others: halve the group until it is alone.
-            middle = len(group) // 2
-            await self._commit_group(tenant, group[:middle])
-            await self._commit_group(tenant, group[middle:])
+            await self._failed(tenant, group, exc)
             return
-        # The group is committed; its callers are answered once its edges are written too,
-        # while the next group is sealed (at most one group's edges behind).
+        await self._answer(tenant, group, results, linking)
+
+    async def _failed(self, tenant: str, group: list[_Request], exc: Exception) -> None:
+        """A group failed: one request alone gets the error; more are halved and retried, so
+        that one bad request does not fail the others."""
+        if len(group) == 1:
+            group[0].future.set_exception(exc)
+            return
+        middle = len(group) // 2
+        await self._commit_group(tenant, group[:middle])
+        await self._commit_group(tenant, group[middle:])
+
+    async def _answer(
+        self,
+        tenant: str,
+        group: list[_Request],
+        results: list[list[Receipt]],
+        linking: asyncio.Future[None],
+    ) -> None:
+        """The group is committed; its callers are answered once its edges are written too,
+        while the next group goes on (at most one group's edges behind)."""
         previous = self._answering.get(tenant)
         self._answering[tenant] = asyncio.create_task(
             self._answer_after_edges(tenant, group, results, linking)
@@ -522,87 +649,116 @@ class Ledger:
     async def _commit(
         self, tenant: str, group: list[_Request]
     ) -> tuple[list[list[Receipt]], asyncio.Future[None]]:
-        """Commit a group's decisions as one batch: each request's receipts, and the task
-        writing the batch's graph edges."""
+        """Commit a group's decisions as one batch, retrying on a moved head: each request's
+        receipts, and the task writing the batch's graph edges."""
         for _ in range(MAX_CLAIM_RETRIES):
-            results: list[list[Receipt] | None] = []
-            for request in group:  # a key committed meanwhile (a retry, another replica)
-                earlier = None
-                if request.idempotency_key is not None:
-                    earlier = await self._idempotent_result(tenant, request.idempotency_key)
-                results.append(earlier)
-            fresh = [r for r, earlier in zip(group, results, strict=True) if earlier is None]
-            if not fresh:
-                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                done.set_result(None)
-                return [earlier or [] for earlier in results], done
-            head = await self.head(tenant)
-            decisions = [d for request in fresh for d in request.decisions]
-            keys: list[tuple[str, int, int]] = []
-            offset = 0
-            for request in fresh:
-                if request.idempotency_key is not None:
-                    end = offset + len(request.decisions)
-                    keys.append((request.idempotency_key, offset, end))
-                offset += len(request.decisions)
-            if len({key for key, _, _ in keys}) < len(keys):
-                # The same key twice in one group: commit the first alone, the rest after it.
-                raise LedgerError("an idempotency key repeats within one commit")
-            subject_keys, key_events, fresh_keys = await self._subject_keys_for(tenant, decisions)
-            # With a SapixDB worker process, each chunk of sealed records goes there while the
-            # next chunk is sealed here.
-            stores: list[asyncio.Task[list[str]]] = []
-            chunk = STORE_CHUNK if self.provenance.worker is not None else len(decisions)
+            batch = await self._prepare(tenant, group, await self.head(tenant), {})
             try:
-                with tracer.start_as_current_span("decision.sign"):
-                    events, preconditions, receipts, new_head = await self._batch(
-                        tenant, head, decisions, keys, subject_keys,
-                        on_sealed=functools.partial(self._start_store, tenant, stores),
-                        chunk=chunk,
-                    )  # fmt: skip
-            except BaseException:
-                await self._discard_stores(stores)
-                raise
-            events.extend(key_events)
-            with tracer.start_as_current_span("decision.store.sapixdb"):
-                receipts = await self._store_provenance(receipts, events, stores)
-            sapix_ids = [r.sapix_id for r in receipts if r.sapix_id is not None]
-            # The edges (derived data) go in while Genesis DB commits: another file, another
-            # fsync, in parallel.
-            records = [r.record for r in receipts]
-            linking = asyncio.create_task(self._link(tenant, records, subject_keys))
-            try:
-                with (
-                    tracer.start_as_current_span("decision.store.genesisdb"),
-                    self._store_call("genesisdb", "commit"),
-                ):
-                    await self.genesis.commit_events(events, preconditions)
+                return await self._finish(tenant, batch)
             except PreconditionFailedError:
-                await asyncio.gather(linking, return_exceptions=True)
-                await self.provenance.discard(sapix_ids)
                 await self.head(tenant, reload=True)  # someone else wrote: catch up, retry
-                continue
-            except DEFINITE_FAILURES:
-                await asyncio.gather(linking, return_exceptions=True)
-                await self.provenance.discard(sapix_ids)
-                raise
-            except BaseException:
-                await asyncio.gather(linking, return_exceptions=True)
-                raise
-            self._heads[tenant] = new_head
-            self._remember_subject_keys(fresh_keys)
-            out: list[list[Receipt]] = []
-            offset = 0
-            fresh_results = iter(fresh)
-            for request, earlier in zip(group, results, strict=True):
-                if earlier is not None:
-                    out.append(earlier)
-                    continue
-                assert next(fresh_results) is request
-                out.append(receipts[offset : offset + len(request.decisions)])
-                offset += len(request.decisions)
-            return out, linking
         raise ConflictRetriesExhaustedError("the log head kept moving; retry the request")
+
+    async def _prepare(
+        self,
+        tenant: str,
+        group: list[_Request],
+        head: TenantHead,
+        provisional_keys: dict[tuple[str, str], str],
+    ) -> _Batch:
+        """Seal a group's decisions on ``head`` and write them to SapixDB: a batch ready to
+        commit. ``provisional_keys`` are subject keys of a batch still committing."""
+        results: list[list[Receipt] | None] = []
+        for request in group:  # a key committed meanwhile (a retry, another replica)
+            earlier = None
+            if request.idempotency_key is not None:
+                earlier = await self._idempotent_result(tenant, request.idempotency_key)
+            results.append(earlier)
+        fresh = [r for r, earlier in zip(group, results, strict=True) if earlier is None]
+        if not fresh:
+            return _Batch(group, results, [], [], [], [], head, [], {})
+        decisions = [d for request in fresh for d in request.decisions]
+        keys: list[tuple[str, int, int]] = []
+        offset = 0
+        for request in fresh:
+            if request.idempotency_key is not None:
+                end = offset + len(request.decisions)
+                keys.append((request.idempotency_key, offset, end))
+            offset += len(request.decisions)
+        if len({key for key, _, _ in keys}) < len(keys):
+            # The same key twice in one group: commit the first alone, the rest after it.
+            raise LedgerError("an idempotency key repeats within one commit")
+        subject_keys, key_events, fresh_keys = await self._subject_keys_for(
+            tenant, decisions, provisional_keys
+        )
+        # With a SapixDB worker process, each chunk of sealed records goes there while the
+        # next chunk is sealed here.
+        stores: list[asyncio.Task[list[str]]] = []
+        chunk = STORE_CHUNK if self.provenance.worker is not None else len(decisions)
+        try:
+            with tracer.start_as_current_span("decision.sign"):
+                events, preconditions, receipts, new_head = await self._batch(
+                    tenant, head, decisions, keys, subject_keys,
+                    on_sealed=functools.partial(self._start_store, tenant, stores),
+                    chunk=chunk,
+                )  # fmt: skip
+        except BaseException:
+            await self._discard_stores(stores)
+            raise
+        events.extend(key_events)
+        with tracer.start_as_current_span("decision.store.sapixdb"):
+            receipts = await self._store_provenance(receipts, events, stores)
+        return _Batch(
+            group, results, fresh, events, preconditions, receipts, new_head, subject_keys,
+            fresh_keys,
+        )  # fmt: skip
+
+    async def _finish(
+        self, tenant: str, batch: _Batch
+    ) -> tuple[list[list[Receipt]], asyncio.Future[None]]:
+        """Commit a prepared batch to Genesis DB, its graph edges written meanwhile: each
+        request's receipts and the edges' task. A commit that surely wrote nothing (a lost
+        precondition, a refused batch) tombstones the batch's SapixDB records."""
+        if not batch.fresh:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return batch.answers(), done
+        sapix_ids = [r.sapix_id for r in batch.receipts if r.sapix_id is not None]
+        # The edges (derived data) go in while Genesis DB commits: another file, another
+        # fsync, in parallel.
+        records = [r.record for r in batch.receipts]
+        linking = asyncio.create_task(self._link(tenant, records, batch.subject_keys))
+        events = batch.events
+        try:
+            with (
+                tracer.start_as_current_span("decision.store.genesisdb"),
+                self._store_call("genesisdb", "commit"),
+            ):
+                await self._commit_events(events, batch.preconditions, events[0]["subject"])
+        except (PreconditionFailedError, *DEFINITE_FAILURES):
+            await asyncio.gather(linking, return_exceptions=True)
+            await self.provenance.discard(sapix_ids)
+            raise
+        except BaseException:
+            await asyncio.gather(linking, return_exceptions=True)
+            raise
+        self._heads[tenant] = batch.new_head
+        self._remember_subject_keys(batch.fresh_keys)
+        return batch.answers(), linking
+
+    async def _commit_events(
+        self, events: list[dict[str, Any]], preconditions: list[dict[str, Any]], first: str
+    ) -> None:
+        """Commit a batch, in the worker process when there is one. If the worker died during
+        the commit, the batch's first subject (a fresh decision) says whether it went in."""
+        if self.genesis_worker is not None:
+            try:
+                await self.genesis_worker.commit_events(events, preconditions)
+                return
+            except WorkerUnavailable:
+                if await self.genesis.stream_events(first):
+                    return
+        await self.genesis.commit_events(events, preconditions)
 
     @contextlib.contextmanager
     def _store_call(self, store: str, operation: str) -> Iterator[None]:

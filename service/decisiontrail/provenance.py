@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from decisiontrail.sapix_worker import SapixWorker, SapixWorkerUnavailable
+from decisiontrail.store_workers import SapixWorker, WorkerUnavailable
 from sapixdb import MAX_EDGE_BATCH, AsyncSapixClient, Record, SapixError
 
 COLLECTION = "ai_decisions"
@@ -156,7 +156,7 @@ class ProvenanceStore:
         if self.worker is not None:
             try:
                 return await self.worker.write_records(COLLECTION, docs)
-            except SapixWorkerUnavailable:
+            except WorkerUnavailable:
                 # The child may have died after writing some: take those back, then write here.
                 await self.discard(await self._written_by_this_batch(docs))
         ids: list[str] = []
@@ -204,7 +204,7 @@ class ProvenanceStore:
             try:
                 await self.worker.add_edges(chunks)
                 return
-            except SapixWorkerUnavailable:
+            except WorkerUnavailable:
                 pass  # write them here (an edge written twice is still one edge)
         for chunk in chunks:
             await self.client.graph.add_edges(chunk)

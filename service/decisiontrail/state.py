@@ -10,8 +10,8 @@ from decisiontrail.keystore import KeyStore, RateLimiter
 from decisiontrail.ledger import Ledger, load_pepper
 from decisiontrail.metrics import Metrics
 from decisiontrail.provenance import GRAPH, ProvenanceStore
-from decisiontrail.sapix_worker import SapixWorker
 from decisiontrail.signing import Keyring, private_key_from_text
+from decisiontrail.store_workers import GenesisWorker, SapixWorker
 from genesisdb import Client
 from sapixdb import AsyncSapixClient
 
@@ -42,9 +42,11 @@ class ServiceState:
             keyring, created = Keyring.load_or_create(settings.key_directory, settings.log_origin)
         genesis, engine = _genesis_client(settings)
         sapix = _sapix_client(settings)
-        worker = None
-        if settings.sapixdb_worker and not sapix.is_remote:
+        worker, committer = None, None
+        if settings.store_workers and not sapix.is_remote:
             worker = SapixWorker(settings.sapixdb_location, _sapix_key(settings), GRAPH)
+        if settings.store_workers and engine is not None:
+            committer = GenesisWorker(settings.genesisdb_location, MAX_EVENT_BYTES)
         metrics = Metrics()
         ledger = Ledger(
             genesis,
@@ -54,6 +56,7 @@ class ServiceState:
             provenance=ProvenanceStore(sapix, worker),
             on_checkpoint=metrics.checkpoint_issued,
             on_store_call=metrics.store_call,
+            genesis_worker=committer,
         )
         return cls(
             settings,
@@ -68,8 +71,9 @@ class ServiceState:
         )
 
     async def close(self) -> None:
-        if self.ledger.provenance.worker is not None:
-            self.ledger.provenance.worker.close()
+        for worker in (self.ledger.provenance.worker, self.ledger.genesis_worker):
+            if worker is not None:
+                worker.close()
         await self.sapix.aclose()
         await self.genesis.close()
         if self.embedded_engine is not None:

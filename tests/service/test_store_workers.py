@@ -3,6 +3,7 @@ still all or nothing, and a worker that cannot run (or dies) costs no write."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Sequence
@@ -16,24 +17,32 @@ from decisiontrail import ledger as ledger_module
 from decisiontrail import provenance
 from decisiontrail.ledger import Ledger, load_pepper
 from decisiontrail.provenance import GRAPH, ProvenanceStore, decision_node
-from decisiontrail.sapix_worker import SapixWorker
 from decisiontrail.signing import Keyring
-from genesisdb import Client
+from decisiontrail.store_workers import GenesisWorker, SapixWorker, WorkerUnavailable
+from decisiontrail.verification import verify_records
+from genesisdb import Client, PreconditionFailedError
 from sapixdb import AsyncSapixClient, SapixError
 from tests.service.test_ledger import all_records, decision
 
 
-def open_ledger(tmp_path: Path, worker: SapixWorker | None) -> Ledger:
+def open_ledger(
+    tmp_path: Path, worker: SapixWorker | None, committer: GenesisWorker | None = None
+) -> Ledger:
     keyring, _ = Keyring.load_or_create(tmp_path / "keys", "dt.test")
     return Ledger(
-        Client({"api_url": f"sqlite:///{tmp_path}/genesis.db"}),
+        Client({"api_url": genesis_location(tmp_path)}),
         keyring,
         origin="dt.test",
         pepper=load_pepper(tmp_path / "keys"),
         provenance=ProvenanceStore(
             AsyncSapixClient(f"sqlite:///{tmp_path}/sapix.db", agent=GRAPH), worker
         ),
+        genesis_worker=committer,
     )
+
+
+def genesis_location(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/genesis.db"
 
 
 def sapix_location(tmp_path: Path) -> str:
@@ -48,8 +57,9 @@ async def worker(tmp_path: Path) -> AsyncIterator[SapixWorker]:
 
 
 async def close(ledger: Ledger) -> None:
-    if ledger.provenance.worker is not None:
-        ledger.provenance.worker.close()
+    for worker in (ledger.provenance.worker, ledger.genesis_worker):
+        if worker is not None:
+            worker.close()
     await ledger.provenance.client.aclose()
     await ledger.genesis.close()
 
@@ -60,7 +70,7 @@ async def linked(ledger: Ledger, tenant: str, decision_id: str) -> set[str]:
 
 
 async def live_records(ledger: Ledger) -> list[str]:
-    return [r.record_id for r in await ledger.provenance.recent(before_hlc=None, limit=100)]
+    return [r.record_id for r in await ledger.provenance.recent(before_hlc=None, limit=1000)]
 
 
 async def test_the_worker_process_writes_what_in_process_writes_would(
@@ -87,14 +97,16 @@ async def test_the_worker_process_writes_what_in_process_writes_would(
         await close(ledger)
 
 
-class FailingSecondWrite(SapixWorker):
-    """A worker whose second record write is refused by the store."""
+class RefusingAfterFirstWrite(SapixWorker):
+    """A worker whose record writes after the first are refused by the store, while
+    ``refusing``."""
 
     calls = 0
+    refusing = True
 
     async def write_records(self, collection: str, docs: Sequence[dict[str, Any]]) -> list[str]:
         self.calls += 1
-        if self.calls == 2:
+        if self.calls > 1 and self.refusing:
             raise SapixError("refused", 503, "BUSY")
         return await super().write_records(collection, docs)
 
@@ -103,14 +115,16 @@ async def test_a_refused_chunk_takes_the_whole_batch_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ledger_module, "STORE_CHUNK", 2)
-    ledger = open_ledger(tmp_path, FailingSecondWrite(sapix_location(tmp_path), None, GRAPH))
+    worker = RefusingAfterFirstWrite(sapix_location(tmp_path), None, GRAPH)
+    ledger = open_ledger(tmp_path, worker)
     try:
         with pytest.raises(SapixError, match="refused"):
             await ledger.record("acme", [decision("a", i) for i in range(5)])
         written = await live_records(ledger)
-        assert len(written) == 3  # the first and third chunks went in …
-        assert set(written) <= await ledger.provenance.deleted_ids()  # … and were tombstoned
+        assert len(written) == 2  # the first chunk went in …
+        assert set(written) <= await ledger.provenance.deleted_ids()  # … and was tombstoned
         assert await all_records(ledger, "acme") == []  # and nothing was committed
+        worker.refusing = False
         again = await ledger.record("acme", [decision("a", i) for i in range(5)])
         assert [r.record["sequence"] for r in again] == [0, 1, 2, 3, 4]
     finally:
@@ -172,3 +186,90 @@ async def test_edges_beyond_one_call_go_in_several(
             }  # fmt: skip
     finally:
         await close(ledger)
+
+
+async def test_commits_in_the_genesis_worker_raise_what_in_process_commits_would(
+    tmp_path: Path,
+) -> None:
+    committer = GenesisWorker(genesis_location(tmp_path), 1_000_000)
+    try:
+        event = {"source": "t", "subject": "/x", "type": "t.happened", "data": {"n": 1}}
+        await committer.commit_events([event], [])
+        assert await committer._call(os.getpid) != os.getpid()
+        guard = [{"type": "isSubjectNew", "payload": {"subject": "/x"}}]
+        with pytest.raises(PreconditionFailedError) as failed:
+            await committer.commit_events([event], guard)
+        assert failed.value.details["index"] == 0  # the same error, details and all
+        async with Client({"api_url": genesis_location(tmp_path)}) as reader:
+            assert len(await reader.stream_events("/x")) == 1
+    finally:
+        committer.close()
+
+
+class DiesAround(GenesisWorker):
+    """A Genesis DB worker that dies during a commit, after committing or before."""
+
+    after = True
+
+    async def commit_events(self, events: Any, preconditions: Any = None) -> None:
+        if self.after:
+            await super().commit_events(events, preconditions)
+        raise WorkerUnavailable("the Genesis DB worker process died")
+
+
+@pytest.mark.parametrize("after", [True, False], ids=["after-commit", "before-commit"])
+async def test_a_commit_whose_worker_died_is_neither_lost_nor_doubled(
+    tmp_path: Path, after: bool
+) -> None:
+    committer = DiesAround(genesis_location(tmp_path), 1_000_000)
+    committer.after = after
+    ledger = open_ledger(tmp_path, None, committer)
+    try:
+        receipts = await ledger.record("acme", [decision("a", i) for i in range(3)])
+        records = await all_records(ledger, "acme")
+        assert [r["id"] for r in records] == [r.record["id"] for r in receipts]
+        assert len(await live_records(ledger)) == 3
+    finally:
+        await close(ledger)
+
+
+async def test_a_killed_genesis_worker_costs_no_commit_and_is_replaced(tmp_path: Path) -> None:
+    committer = GenesisWorker(genesis_location(tmp_path), 1_000_000)
+    ledger = open_ledger(tmp_path, None, committer)
+    try:
+        await ledger.record("acme", [decision("a", 0)])
+        os.kill(await committer._call(os.getpid), signal.SIGKILL)
+        await ledger.record("acme", [decision("a", 1)])
+        await ledger.record("acme", [decision("a", 2)])
+        records = await all_records(ledger, "acme")
+        assert [r["sequence"] for r in records] == [0, 1, 2]
+    finally:
+        await close(ledger)
+
+
+async def test_pipelined_replicas_with_workers_commit_everything_once(tmp_path: Path) -> None:
+    """Two replicas, each with both workers and four concurrent writers: groups sealed ahead
+    on a head another replica then moved are put back and sealed again."""
+    replicas = [
+        open_ledger(
+            tmp_path,
+            SapixWorker(sapix_location(tmp_path), None, GRAPH),
+            GenesisWorker(genesis_location(tmp_path), 1_000_000),
+        )
+        for _ in range(2)
+    ]
+
+    async def write(replica: Ledger, writer: int) -> None:
+        for i in range(6):
+            await replica.record("t", [decision(f"bot{writer % 2}", i, w=writer) for _ in range(5)])
+
+    try:
+        await asyncio.gather(*(write(r, w) for r in replicas for w in range(4)))
+        records = await all_records(replicas[0], "t")
+        assert len(records) == 2 * 4 * 6 * 5
+        assert verify_records(records, tenant="t", trust=replicas[0].keyring.trust).ok
+        live = set(await live_records(replicas[0])) - await replicas[0].provenance.deleted_ids()
+        assert len(live) == len(records)  # SapixDB holds exactly the committed decisions
+    finally:
+        for replica in replicas:
+            await close(replica)
