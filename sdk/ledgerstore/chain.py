@@ -25,11 +25,44 @@ _LEN = struct.Struct(">I")
 _NULL = _LEN.pack(0xFFFFFFFF)
 
 
-def _optional_text(value: str | None) -> bytes:
+def log_prefix(log: str) -> bytes:
+    """The layout's first part: the magic and the log name."""
+    name = log.encode()
+    return _MAGIC + struct.pack(">H", len(name)) + name
+
+
+def text_field(value: str | None) -> bytes:
+    """How the layout holds ``type``, ``subject`` or ``key``: length and UTF-8, or null."""
     if value is None:
         return _NULL
     raw = value.encode()
     return _LEN.pack(len(raw)) + raw
+
+
+def assemble(
+    prefix: bytes,
+    seq: int,
+    position: int,
+    hlc: int,
+    entry_id: bytes,
+    flags: int,
+    fmt: int,
+    texts: bytes,
+    payload: bytes,
+    prev_hash: bytes,
+) -> bytes:
+    """The canonical bytes from their parts: ``prefix`` from :func:`log_prefix`, ``texts``
+    the :func:`text_field` of type, subject and key (a writer prepares both once)."""
+    return b"".join(
+        (
+            prefix,
+            _HEADER.pack(seq, position, hlc, entry_id, flags, fmt),
+            texts,
+            _LEN.pack(len(payload)),
+            payload,
+            prev_hash,
+        )
+    )
 
 
 def entry_bytes(
@@ -48,20 +81,9 @@ def entry_bytes(
     prev_hash: bytes,
 ) -> bytes:
     """The canonical bytes the entry hash is computed over."""
-    name = log.encode()
-    return b"".join(
-        (
-            _MAGIC,
-            struct.pack(">H", len(name)),
-            name,
-            _HEADER.pack(seq, position, hlc, entry_id, flags, fmt),
-            _optional_text(type),
-            _optional_text(subject),
-            _optional_text(key),
-            _LEN.pack(len(payload)),
-            payload,
-            prev_hash,
-        )
+    texts = text_field(type) + text_field(subject) + text_field(key)
+    return assemble(
+        log_prefix(log), seq, position, hlc, entry_id, flags, fmt, texts, payload, prev_hash
     )
 
 

@@ -49,7 +49,14 @@ from ledgerstore.backend import (
     VerifyReport,
     encode_payload,
 )
-from ledgerstore.chain import GENESIS_HASH, entry_bytes, next_hlc, recompute_hash
+from ledgerstore.chain import (
+    GENESIS_HASH,
+    assemble,
+    log_prefix,
+    next_hlc,
+    recompute_hash,
+    text_field,
+)
 
 DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 MAX_NAME_LENGTH = 255
@@ -94,6 +101,7 @@ class _LogState:
     head: bytes
     tree: merkle.CompactRange
     created_hlc: int
+    prefix: bytes  # chain.log_prefix of the log's name
     new_leaves: list[bytes] = field(default_factory=list)
 
 
@@ -102,6 +110,23 @@ class _Prepared:
     entry: NewEntry
     fmt: PayloadFormat
     payload: bytes
+    texts: bytes  # chain.text_field of type, subject and key, checked
+
+
+def _text_field(what: str, value: object) -> bytes:
+    """:func:`_check_text` (optional, meta length) and the layout's bytes in one pass."""
+    if value is None:
+        return text_field(None)
+    if not isinstance(value, str):
+        raise InvalidEntryError(f"{what} must be a string, not {type(value).__name__}")
+    if len(value) > MAX_META_LENGTH:
+        raise InvalidEntryError(f"{what} is longer than {MAX_META_LENGTH} characters")
+    if "\x00" in value:
+        raise InvalidEntryError(f"{what} must not contain NUL characters")
+    try:
+        return text_field(value)
+    except UnicodeEncodeError:
+        raise InvalidEntryError(f"{what} is not valid Unicode text") from None
 
 
 def _check_text(what: str, value: object, *, limit: int, optional: bool) -> None:
@@ -247,9 +272,11 @@ class SQLStore(LedgerStore):
             check_log_name(entry.log)
             if len(self._checked_names) < 100_000:
                 self._checked_names.add(entry.log)
-        for what, value in (("type", entry.type), ("subject", entry.subject), ("key", entry.key)):
-            if value is not None:
-                _check_text(what, value, limit=MAX_META_LENGTH, optional=True)
+        texts = (
+            _text_field("type", entry.type)
+            + _text_field("subject", entry.subject)
+            + _text_field("key", entry.key)
+        )
         if isinstance(entry.flags, bool) or not isinstance(entry.flags, int):
             raise InvalidEntryError("flags must be an integer")
         if not 0 <= entry.flags < 2**31:
@@ -265,7 +292,7 @@ class SQLStore(LedgerStore):
             raise PayloadTooLargeError(
                 f"payload of {len(payload)} bytes exceeds the limit of {self.max_payload_bytes}"
             )
-        return _Prepared(entry, fmt, payload)
+        return _Prepared(entry, fmt, payload, texts)
 
     def _check_side(self, value: SideValue) -> None:
         if not isinstance(value, SideValue):
@@ -342,26 +369,15 @@ class SQLStore(LedgerStore):
             position += 1
             new_id = uuid_utils.uuid7()
             entry_id = new_id.bytes
+            fmt = int(item.fmt)
             digest = sha256(
-                entry_bytes(
-                    log=new.log,
-                    seq=state.size,
-                    position=position,
-                    hlc=hlc,
-                    entry_id=entry_id,
-                    flags=new.flags,
-                    fmt=int(item.fmt),
-                    type=new.type,
-                    subject=new.subject,
-                    key=new.key,
-                    payload=item.payload,
-                    prev_hash=state.head,
-                )
-            ).digest()
+                assemble(state.prefix, state.size, position, hlc, entry_id, new.flags, fmt,
+                         item.texts, item.payload, state.head)
+            ).digest()  # fmt: skip
             state.new_leaves.append(sha256(b"\x00" + digest).digest())  # RFC 9162 leaf
             entry_rows.append(
                 (position, state.log_id, state.size, hlc, entry_id, new.type, new.subject, new.key,
-                 new.flags, int(item.fmt), item.payload, state.head, digest)
+                 new.flags, fmt, item.payload, state.head, digest)
             )  # fmt: skip
             stored.append(
                 Entry(new.log, state.size, position, hlc, str(new_id),
@@ -408,11 +424,12 @@ class SQLStore(LedgerStore):
                 (name, GENESIS_HASH, b"", created_hlc),
             )
             return _LogState(
-                int(cur.fetchone()[0]), 0, GENESIS_HASH, merkle.CompactRange(), created_hlc
-            )
+                int(cur.fetchone()[0]), 0, GENESIS_HASH, merkle.CompactRange(), created_hlc,
+                log_prefix(name),
+            )  # fmt: skip
         size = int(row[1])
         tree = merkle.CompactRange.from_bytes(size, bytes(row[3]))
-        return _LogState(int(row[0]), size, bytes(row[2]), tree, int(row[4]))
+        return _LogState(int(row[0]), size, bytes(row[2]), tree, int(row[4]), log_prefix(name))
 
     # --- change notification -----------------------------------------------------------------
 

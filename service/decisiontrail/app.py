@@ -112,9 +112,8 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
         # A crash between the SapixDB write and the Genesis DB commit leaves records no read
         # confirms; tombstone them (and re-write lost edges) before serving.
         await service.ledger.repair()
-        for worker in (service.ledger.provenance.worker, service.ledger.genesis_worker):
-            if worker is not None:
-                await worker.start()  # now, not on the first request
+        for worker in service.ledger.workers():
+            await worker.start()  # now, not on the first request
         app.state.service = service
         ticker = asyncio.create_task(_issue_checkpoints(service))
         try:

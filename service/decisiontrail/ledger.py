@@ -72,7 +72,7 @@ from decisiontrail.records import (
     split_personal,
 )
 from decisiontrail.signing import Keyring
-from decisiontrail.store_workers import GenesisWorker, WorkerUnavailable
+from decisiontrail.store_workers import GenesisWorker, SapixWorker, WorkerUnavailable
 from decisiontrail.tlog import (
     TileFrontier,
     TileReader,
@@ -308,6 +308,11 @@ class Ledger:
         self._writers: dict[str, asyncio.Task[None]] = {}
         self._answering: dict[str, asyncio.Task[None]] = {}  # the last group's answer
         self._tiles = _TileCache()
+
+    def workers(self) -> list[SapixWorker | GenesisWorker]:
+        """The child processes that do this ledger's writes (none with remote stores)."""
+        found = [self.provenance.worker, self.genesis_worker]
+        return [worker for worker in found if worker is not None]
 
     def tenants(self) -> list[str]:
         """The tenants this process has read or written."""

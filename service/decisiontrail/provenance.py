@@ -31,6 +31,7 @@ from sapixdb import MAX_EDGE_BATCH, AsyncSapixClient, Record, SapixError
 COLLECTION = "ai_decisions"
 GRAPH = "decisiontrail"  # the client's agent name: SapixDB's graph of that name
 MAX_TREE_DEPTH = 10  # SapixDB traverses at most 10 hops
+EDGES_PER_WORKER_CALL = 1_500  # about 30 ms of the worker's time
 # Edge types, from a decision (or a run) to what it belongs to.
 RUN, PARENT, PARENT_RUN, SESSION, AGENT, MODEL, SUBJECT = (
     "run",
@@ -192,22 +193,28 @@ class ProvenanceStore:
     async def link(
         self, tenant: str, records: Sequence[dict[str, Any]], subject_keys: Sequence[Sequence[str]]
     ) -> None:
-        """Write the graph edges of sealed records: one call per :data:`MAX_EDGE_BATCH` edges
-        (each all or none), in the worker process when there is one."""
+        """Write the graph edges of sealed records, each call all or none.
+
+        In the worker process a call holds at most :data:`EDGES_PER_WORKER_CALL` edges, sent
+        one after the other: the next batch's records (written by the same process, into the
+        same database) then wait for one call, not for all of them.
+        """
         edges = [
             edge
             for record, subjects in zip(records, subject_keys, strict=True)
             for edge in edges_of(tenant, record, subjects)
         ]
-        chunks = [edges[i : i + MAX_EDGE_BATCH] for i in range(0, len(edges), MAX_EDGE_BATCH)]
+        size = MAX_EDGE_BATCH
         if self.worker is not None:
+            size = min(size, EDGES_PER_WORKER_CALL)
             try:
-                await self.worker.add_edges(chunks)
+                for start in range(0, len(edges), size):
+                    await self.worker.add_edges([edges[start : start + size]])
                 return
             except WorkerUnavailable:
                 pass  # write them here (an edge written twice is still one edge)
-        for chunk in chunks:
-            await self.client.graph.add_edges(chunk)
+        for start in range(0, len(edges), size):
+            await self.client.graph.add_edges(edges[start : start + size])
 
     async def is_linked(self, tenant: str, decision_id: str) -> bool:
         """Whether the decision's edges are in the graph (every decision has an agent edge)."""

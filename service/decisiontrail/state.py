@@ -42,9 +42,11 @@ class ServiceState:
             keyring, created = Keyring.load_or_create(settings.key_directory, settings.log_origin)
         genesis, engine = _genesis_client(settings)
         sapix = _sapix_client(settings)
-        worker, committer = None, None
+        provenance = ProvenanceStore(sapix)
+        committer = None
         if settings.store_workers and not sapix.is_remote:
             worker = SapixWorker(settings.sapixdb_location, _sapix_key(settings), GRAPH)
+            provenance = ProvenanceStore(sapix, worker)
         if settings.store_workers and engine is not None:
             committer = GenesisWorker(settings.genesisdb_location, MAX_EVENT_BYTES)
         metrics = Metrics()
@@ -53,7 +55,7 @@ class ServiceState:
             keyring,
             origin=settings.log_origin,
             pepper=load_pepper(settings.key_directory),
-            provenance=ProvenanceStore(sapix, worker),
+            provenance=provenance,
             on_checkpoint=metrics.checkpoint_issued,
             on_store_call=metrics.store_call,
             genesis_worker=committer,
@@ -71,9 +73,8 @@ class ServiceState:
         )
 
     async def close(self) -> None:
-        for worker in (self.ledger.provenance.worker, self.ledger.genesis_worker):
-            if worker is not None:
-                worker.close()
+        for worker in self.ledger.workers():
+            worker.close()
         await self.sapix.aclose()
         await self.genesis.close()
         if self.embedded_engine is not None:

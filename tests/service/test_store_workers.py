@@ -57,9 +57,8 @@ async def worker(tmp_path: Path) -> AsyncIterator[SapixWorker]:
 
 
 async def close(ledger: Ledger) -> None:
-    for worker in (ledger.provenance.worker, ledger.genesis_worker):
-        if worker is not None:
-            worker.close()
+    for worker in ledger.workers():
+        worker.close()
     await ledger.provenance.client.aclose()
     await ledger.genesis.close()
 
@@ -174,6 +173,7 @@ async def test_edges_beyond_one_call_go_in_several(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_worker: bool
 ) -> None:
     monkeypatch.setattr(provenance, "MAX_EDGE_BATCH", 3)  # 4 decisions × 3 edges: 4 calls
+    monkeypatch.setattr(provenance, "EDGES_PER_WORKER_CALL", 2)
     worker = SapixWorker(sapix_location(tmp_path), None, GRAPH) if in_worker else None
     ledger = open_ledger(tmp_path, worker)
     try:
