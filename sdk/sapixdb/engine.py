@@ -502,7 +502,14 @@ class SapixEngine:
             except SapixError as exc:
                 raise SapixError(f"edges[{index}]: {exc.message}", exc.status, exc.code) from None
         written = self._append_edges(entries)
-        return {"edges": [{"created": True, **self._edge(entry)} for entry in written]}
+        # The weights are the ones just encoded: no need to decode each stored payload back.
+        return {
+            "edges": [
+                {"created": True, "src": entry.subject, "dst": entry.key, "edge_type": entry.type,
+                 "weight": new.payload["weight"], "timestamp_hlc": entry.hlc}
+                for entry, new in zip(written, entries, strict=True)
+            ]
+        }  # fmt: skip
 
     def _edge_entry(
         self,

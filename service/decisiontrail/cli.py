@@ -61,6 +61,7 @@ def serve(
 
     from decisiontrail.app import create_app
     from decisiontrail.logs import configure_logging
+    from decisiontrail.store_workers import collect_garbage_rarely
     from decisiontrail.tracing import TracingConfigurationError, configure_tracing
 
     settings = Settings()
@@ -92,6 +93,7 @@ def serve(
             f"    decisiontrail keys create --tenant {settings.default_tenant} "
             "--scope ingest --scope read --scope audit"
         )
+    collect_garbage_rarely()
     # Our JSON logging stays in place (log_config=None) and our access log is the only one: it
     # records route templates, where uvicorn's would record raw paths, queries and addresses.
     uvicorn.run(
