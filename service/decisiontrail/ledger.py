@@ -113,6 +113,7 @@ HOLD_RELEASED_TYPE = "io.decisiontrail.legal-hold.released"
 MAX_CLAIM_RETRIES = 20
 MAX_GROUP = 1_000  # decisions per group commit (a single larger request goes alone)
 STORE_CHUNK = 250  # sealed records per SapixDB write when a worker process writes them
+WORKER_MIN_DECISIONS = 50  # smaller batches are written in this process (lower latency)
 # Commit failures after which nothing was written for sure (others may have committed).
 DEFINITE_FAILURES = (
     AuthenticationError,
@@ -235,6 +236,7 @@ class _Batch:
     new_head: TenantHead
     subject_keys: list[list[str]]
     fresh_keys: dict[tuple[str, str], str]
+    in_workers: bool  # written through the worker processes (else in this one)
 
     def answers(self) -> list[list[Receipt]]:
         """Each request's receipts: its earlier ones, or its share of this batch's."""
@@ -681,7 +683,7 @@ class Ledger:
             results.append(earlier)
         fresh = [r for r, earlier in zip(group, results, strict=True) if earlier is None]
         if not fresh:
-            return _Batch(group, results, [], [], [], [], head, [], {})
+            return _Batch(group, results, [], [], [], [], head, [], {}, False)
         decisions = [d for request in fresh for d in request.decisions]
         keys: list[tuple[str, int, int]] = []
         offset = 0
@@ -696,15 +698,17 @@ class Ledger:
         subject_keys, key_events, fresh_keys = await self._subject_keys_for(
             tenant, decisions, provisional_keys
         )
-        # With a SapixDB worker process, each chunk of sealed records goes there while the
+        # Small batches are written here: a hop to a worker process would cost them more time
+        # than it saves. In a SapixDB worker, each chunk of sealed records goes in while the
         # next chunk is sealed here.
+        in_workers = len(decisions) >= WORKER_MIN_DECISIONS
         stores: list[asyncio.Task[list[str]]] = []
-        chunk = STORE_CHUNK if self.provenance.worker is not None else len(decisions)
+        chunk = STORE_CHUNK if in_workers and self.provenance.worker else len(decisions)
         try:
             with tracer.start_as_current_span("decision.sign"):
                 events, preconditions, receipts, new_head = await self._batch(
                     tenant, head, decisions, keys, subject_keys,
-                    on_sealed=functools.partial(self._start_store, tenant, stores),
+                    on_sealed=functools.partial(self._start_store, tenant, stores, in_workers),
                     chunk=chunk,
                 )  # fmt: skip
         except BaseException:
@@ -715,7 +719,7 @@ class Ledger:
             receipts = await self._store_provenance(receipts, events, stores)
         return _Batch(
             group, results, fresh, events, preconditions, receipts, new_head, subject_keys,
-            fresh_keys,
+            fresh_keys, in_workers,
         )  # fmt: skip
 
     async def _finish(
@@ -732,14 +736,18 @@ class Ledger:
         # The edges (derived data) go in while Genesis DB commits: another file, another
         # fsync, in parallel.
         records = [r.record for r in batch.receipts]
-        linking = asyncio.create_task(self._link(tenant, records, batch.subject_keys))
+        linking = asyncio.create_task(
+            self._link(tenant, records, batch.subject_keys, batch.in_workers)
+        )
         events = batch.events
         try:
             with (
                 tracer.start_as_current_span("decision.store.genesisdb"),
                 self._store_call("genesisdb", "commit"),
             ):
-                await self._commit_events(events, batch.preconditions, events[0]["subject"])
+                await self._commit_events(
+                    events, batch.preconditions, events[0]["subject"], batch.in_workers
+                )
         except (PreconditionFailedError, *DEFINITE_FAILURES):
             await asyncio.gather(linking, return_exceptions=True)
             await self.provenance.discard(sapix_ids)
@@ -752,11 +760,16 @@ class Ledger:
         return batch.answers(), linking
 
     async def _commit_events(
-        self, events: list[dict[str, Any]], preconditions: list[dict[str, Any]], first: str
+        self,
+        events: list[dict[str, Any]],
+        preconditions: list[dict[str, Any]],
+        first: str,
+        in_worker: bool,
     ) -> None:
-        """Commit a batch, in the worker process when there is one. If the worker died during
-        the commit, the batch's first subject (a fresh decision) says whether it went in."""
-        if self.genesis_worker is not None:
+        """Commit a batch, in the worker process if asked and there is one. If the worker died
+        during the commit, the batch's first subject (a fresh decision) says whether it went
+        in."""
+        if in_worker and self.genesis_worker is not None:
             try:
                 await self.genesis_worker.commit_events(events, preconditions)
                 return
@@ -780,19 +793,30 @@ class Ledger:
                 self.on_store_call(store, operation, time.perf_counter() - started, ok)
 
     async def _link(
-        self, tenant: str, records: list[dict[str, Any]], subject_keys: list[list[str]]
+        self,
+        tenant: str,
+        records: list[dict[str, Any]],
+        subject_keys: list[list[str]],
+        in_worker: bool = True,
     ) -> None:
         with self._store_call("sapixdb", "add_edges"):
-            await self.provenance.link(tenant, records, subject_keys)
+            await self.provenance.link(tenant, records, subject_keys, in_worker=in_worker)
 
     def _start_store(
-        self, tenant: str, stores: list[asyncio.Task[list[str]]], receipts: list[Receipt]
+        self,
+        tenant: str,
+        stores: list[asyncio.Task[list[str]]],
+        in_worker: bool,
+        receipts: list[Receipt],
     ) -> None:
-        stores.append(asyncio.create_task(self._store_chunk(tenant, receipts)))
+        stores.append(asyncio.create_task(self._store_chunk(tenant, receipts, in_worker)))
 
-    async def _store_chunk(self, tenant: str, receipts: list[Receipt]) -> list[str]:
+    async def _store_chunk(
+        self, tenant: str, receipts: list[Receipt], in_worker: bool
+    ) -> list[str]:
+        sealed = [(r.record, r.log_index) for r in receipts]
         with self._store_call("sapixdb", "ingest"):
-            return await self.provenance.store(tenant, [(r.record, r.log_index) for r in receipts])
+            return await self.provenance.store(tenant, sealed, in_worker=in_worker)
 
     async def _discard_stores(self, stores: list[asyncio.Task[list[str]]]) -> None:
         """Tombstone what the chunk writes of a batch that will not be committed wrote."""

@@ -147,14 +147,21 @@ class ProvenanceStore:
         self.collection = client.collection(COLLECTION)
         self.worker = worker  # does the writes in a child process (embedded SapixDB)
 
-    async def store(self, tenant: str, sealed: Sequence[tuple[dict[str, Any], int]]) -> list[str]:
-        """Ingest sealed records (with their log index); their SapixDB ids.
+    async def store(
+        self,
+        tenant: str,
+        sealed: Sequence[tuple[dict[str, Any], int]],
+        *,
+        in_worker: bool = True,
+    ) -> list[str]:
+        """Ingest sealed records (with their log index); their SapixDB ids. In the worker
+        process if there is one and ``in_worker``.
 
         All or nothing: if the write fails, what was written is tombstoned and the error
         raised, so the caller can fail the request without leaving anything behind.
         """
         docs = [document(tenant, record, index) for record, index in sealed]
-        if self.worker is not None:
+        if in_worker and self.worker is not None:
             try:
                 return await self.worker.write_records(COLLECTION, docs)
             except WorkerUnavailable:
@@ -191,7 +198,12 @@ class ProvenanceStore:
         return [record.record_id for record in found]
 
     async def link(
-        self, tenant: str, records: Sequence[dict[str, Any]], subject_keys: Sequence[Sequence[str]]
+        self,
+        tenant: str,
+        records: Sequence[dict[str, Any]],
+        subject_keys: Sequence[Sequence[str]],
+        *,
+        in_worker: bool = True,
     ) -> None:
         """Write the graph edges of sealed records, each call all or none.
 
@@ -205,7 +217,7 @@ class ProvenanceStore:
             for edge in edges_of(tenant, record, subjects)
         ]
         size = MAX_EDGE_BATCH
-        if self.worker is not None:
+        if in_worker and self.worker is not None:
             size = min(size, EDGES_PER_WORKER_CALL)
             try:
                 for start in range(0, len(edges), size):

@@ -45,6 +45,11 @@ def genesis_location(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/genesis.db"
 
 
+@pytest.fixture(autouse=True)
+def every_batch_in_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "WORKER_MIN_DECISIONS", 1)
+
+
 def sapix_location(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/sapix.db"
 
@@ -273,3 +278,31 @@ async def test_pipelined_replicas_with_workers_commit_everything_once(tmp_path: 
     finally:
         for replica in replicas:
             await close(replica)
+
+
+class Counting(SapixWorker):
+    """A SapixDB worker that counts the calls it takes."""
+
+    calls = 0
+
+    async def _call(self, function: Any, *arguments: Any) -> Any:
+        self.calls += 1
+        return await super()._call(function, *arguments)
+
+
+async def test_small_batches_skip_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger_module, "WORKER_MIN_DECISIONS", 10)
+    worker = Counting(sapix_location(tmp_path), None, GRAPH)
+    ledger = open_ledger(tmp_path, worker)
+    try:
+        small = await ledger.record("acme", [decision("a", i, session_id="s") for i in range(9)])
+        assert worker.calls == 0  # a hop to another process would only add latency
+        large = await ledger.record("acme", [decision("a", i, session_id="s") for i in range(10)])
+        assert worker.calls >= 2  # its records and its edges
+        for receipt in small + large:
+            assert await linked(ledger, "acme", receipt.record["id"]) == {"agent", "session"}
+        assert len(await all_records(ledger, "acme")) == 19
+    finally:
+        await close(ledger)
