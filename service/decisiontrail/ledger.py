@@ -36,6 +36,11 @@ whose view of the head is stale claims a start that is taken and its commit fail
 it reloads the head and retries. That makes the chains and the log safe with any number of
 service replicas on one Genesis DB, and a retried request with the same Idempotency-Key returns
 the decisions it first created instead of new ones.
+
+Each tenant's writer is pipelined (:meth:`Ledger._write_group`): while one group commits, the
+next is sealed and written to SapixDB on the head the first will leave; only success is
+pipelined, a failed commit sends the next group back to be sealed again. With embedded
+stores the writes run in worker processes (:mod:`decisiontrail.store_workers`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ database (ledgerstore is safe for several processes appending to one SQLite file
 PostgreSQL database):
 
 - :class:`SapixWorker` writes SapixDB records (a chunk at a time, while this process seals the
-  next chunk) and graph edges (while Genesis DB commits);
+  next chunk) and graph edges (while Genesis DB commits). One process for both: two would
+  only take turns on the database file's write lock, and sleep in its busy handler;
 - :class:`GenesisWorker` runs Genesis DB commits, while this process's event loop reads and
   validates the next requests and seals the next batch.
 
