@@ -670,6 +670,7 @@ class Engine:
         return EntryFilter(
             types=pushdown.types,
             subject=pushdown.subject_exact,
+            subjects=pushdown.subjects,
             subject_under=None if under is None else under.subject_under,
             key=pushdown.id_eq,
             seq_min=seq_min,
@@ -880,13 +881,16 @@ class Engine:
     ) -> Iterator[Entry]:
         """Events matching ``where`` in commit order, by the cheaper of two plans.
 
-        ledgerstore pages through a subject range or several types on their metadata index
-        and sorts each page's whole range by position: a cost that grows with the square of
-        the matches. For many matches, scanning the log in order (within its position and
-        sequence bounds) and filtering here is far cheaper; for few, the index wins.
+        ledgerstore pages through a subject range, several types or several subjects on their
+        metadata index and sorts each page's whole range by position: a cost that grows with
+        the square of the matches. For many matches, scanning the log in order (within its
+        position and sequence bounds) and filtering here is far cheaper; for few, the index
+        wins.
         """
-        ranged = where.subject_under is not None or (
-            where.types is not None and len(where.types) > 1
+        ranged = (
+            where.subject_under is not None
+            or (where.types is not None and len(where.types) > 1)
+            or (where.subjects is not None and len(where.subjects) > 1)
         )
         if not ranged or (limit is not None and limit <= _INDEX_PAGE):
             return self._read(source, EVENTS_LOG, where, reverse=reverse, limit=limit)

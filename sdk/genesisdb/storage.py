@@ -74,6 +74,8 @@ def entry_matches(entry: Entry, where: EntryFilter) -> bool:
         return False
     if where.keys is not None and entry.key not in where.keys:
         return False
+    if where.subjects is not None and entry.subject not in where.subjects:
+        return False
     path = where.subject_under
     if path is not None:
         subject = entry.subject or ""

@@ -205,6 +205,7 @@ class EntryFilter:
 
     types: frozenset[str] | None = None
     subject: str | None = None
+    subjects: frozenset[str] | None = None  # any of these subjects (one indexed lookup)
     subject_under: str | None = None
     subject_below: str | None = None
     key: str | None = None

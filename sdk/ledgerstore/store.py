@@ -61,7 +61,7 @@ from ledgerstore.chain import (
 DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 MAX_NAME_LENGTH = 255
 MAX_META_LENGTH = 4096
-MAX_FILTER_KEYS = 10_000  # keys in one EntryFilter (one SQL IN list)
+MAX_FILTER_KEYS = 10_000  # keys (or subjects) in one EntryFilter (one SQL IN list)
 READ_CHUNK = 500
 # Inner Merkle nodes are stored from this level up. A leaf is SHA-256(0x00 || the entry's hash
 # column) and a level-1 node is two leaves away, so storing those would only double the rows.
@@ -160,14 +160,16 @@ def _check_filter(where: object) -> None:
         not isinstance(types, frozenset | set) or not all(isinstance(t, str) for t in types)
     ):
         raise InvalidArgumentError("types must be a set of strings")
-    keys: object = where.keys
-    if keys is not None:
-        if not isinstance(keys, frozenset | set) or not all(isinstance(k, str) for k in keys):
-            raise InvalidArgumentError("keys must be a set of strings")
-        if len(keys) > MAX_FILTER_KEYS:
-            raise InvalidArgumentError(f"at most {MAX_FILTER_KEYS} keys in one filter")
-        for key in keys:
-            _check_text("key", key, limit=MAX_META_LENGTH, optional=False)
+    for name in ("keys", "subjects"):
+        values: object = getattr(where, name)
+        if values is None:
+            continue
+        if not isinstance(values, frozenset | set) or not all(isinstance(v, str) for v in values):
+            raise InvalidArgumentError(f"{name} must be a set of strings")
+        if len(values) > MAX_FILTER_KEYS:
+            raise InvalidArgumentError(f"at most {MAX_FILTER_KEYS} {name} in one filter")
+        for value in values:
+            _check_text(name[:-1], value, limit=MAX_META_LENGTH, optional=False)
     for name in ("subject", "subject_under", "subject_below", "key"):
         value = getattr(where, name)
         if value is not None:
@@ -809,11 +811,13 @@ class _Queries:
             clauses.append("e.key = ?")
             params.append(where.key)
             metadata = True
-        if where.keys is not None:
-            keys = sorted(where.keys)
-            clauses.append(f"e.key IN ({','.join('?' * len(keys))})" if keys else "1 = 0")
-            params.extend(keys)
-            metadata = True
+        for column, values in (("key", where.keys), ("subject", where.subjects)):
+            if values is not None:
+                listed = sorted(values)
+                marks = ",".join("?" * len(listed))
+                clauses.append(f"e.{column} IN ({marks})" if listed else "1 = 0")
+                params.extend(listed)
+                metadata = True
         for column, op, value in (
             ("seq", ">=", where.seq_min),
             ("seq", "<=", where.seq_max),

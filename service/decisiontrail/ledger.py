@@ -113,6 +113,7 @@ IDEMPOTENCY_TYPE = "io.decisiontrail.idempotency"
 CHECKPOINT_TYPE = "io.decisiontrail.checkpoint"
 SUBJECT_KEY_TYPE = "io.decisiontrail.subject.key"
 SUBJECT_KEY_SECONDS = 10.0  # how long a replica trusts a cached subject key (erasure elsewhere)
+SUBJECT_LOOKUP_CHUNK = 500  # subjects looked up in one query
 HOLD_PLACED_TYPE = "io.decisiontrail.legal-hold.placed"
 HOLD_RELEASED_TYPE = "io.decisiontrail.legal-hold.released"
 MAX_CLAIM_RETRIES = 20
@@ -364,6 +365,7 @@ class Ledger:
         fresh: dict[tuple[str, str], str] = {}
         events: list[dict[str, Any]] = []
         now = time.monotonic()
+        unknown: list[str] = []
         for subject_id in dict.fromkeys(
             str(s) for d in decisions for s in d.decision.get("data_subjects") or []
         ):
@@ -375,7 +377,11 @@ class Ledger:
             if cached is not None and now - cached[0] < SUBJECT_KEY_SECONDS:
                 found[subject_id] = cached[1]
                 continue
-            keys = await self.subject_keys(tenant, subject_id)
+            unknown.append(subject_id)
+        known = await self._look_up_subject_keys(tenant, unknown)
+        for subject_id in unknown:
+            pseudonym = self.pseudonym(subject_id)
+            keys = known.get(subject_id, [])
             key = keys[-1] if keys else secrets.token_hex(16)
             if not keys:
                 registry = self._key_registry(tenant, subject_id)
@@ -386,6 +392,25 @@ class Ledger:
             [found[str(s)] for s in d.decision.get("data_subjects") or []] for d in decisions
         ]
         return per_decision, events, fresh
+
+    async def _look_up_subject_keys(
+        self, tenant: str, subject_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """The keys (not erased) of several subjects, with one indexed query per chunk."""
+        registries = {self._key_registry(tenant, s): s for s in subject_ids}
+        found: dict[str, list[str]] = {}
+        names = list(registries)
+        for start in range(0, len(names), SUBJECT_LOOKUP_CHUNK):
+            listed = ", ".join(f"'{name}'" for name in names[start : start + SUBJECT_LOOKUP_CHUNK])
+            rows = await self.genesis.q(
+                f"STREAM e FROM events WHERE e.subject IN [{listed}] "
+                f"AND e.type == '{SUBJECT_KEY_TYPE}' MAP {{subject: e.subject, key: e.data.key}}"
+            )
+            for row in rows:
+                key = row.get("key") if isinstance(row, dict) else None
+                if isinstance(key, str) and key:  # an erased key's data reads ""
+                    found.setdefault(registries[row["subject"]], []).append(key)
+        return found
 
     def _remember_subject_keys(self, keys: dict[tuple[str, str], str]) -> None:
         if len(self._subject_keys) > 100_000:

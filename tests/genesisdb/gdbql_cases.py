@@ -268,6 +268,10 @@ CASES = [
                            "/customer/42/orders/7", "/customer/42/orders/9",
                            "/customer/42/orders/9", "/customer/42/orders/7/returns/1"]),
     Case("under-plural", S + "WHERE e.subject UNDER '/customers' MAP e.id", ids(3, 9)),
+    Case("subject-in", S + "WHERE e.subject IN ['/customers/9', '/customer/42/orders/9', "
+         "'/nowhere'] MAP e.subject", ["/customers/9", "/customer/42/orders/9",
+                                       "/customer/42/orders/9"]),
+    Case("subject-in-empty", S + "WHERE e.subject IN [] MAP COUNT()", [0]),
     Case("under-root", S + "WHERE e.subject UNDER '/' MAP COUNT()", [30]),
     Case("descendants-root", S + "WHERE e.subject DESCENDANTS '/' MAP COUNT()", [29]),
     Case("under-deep", S + "WHERE e.subject UNDER '/customer/42/orders/7' MAP e.type",

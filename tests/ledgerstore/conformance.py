@@ -260,6 +260,11 @@ class StoreConformance(ABC):
         some = [e.seq for e in store.read("ev", EntryFilter(keys=frozenset({"k0", "k2", "no"})))]
         assert some == [i for i in range(30) if i % 3 != 1]
         assert store.count("ev", EntryFilter(keys=frozenset())) == 0
+        wanted = frozenset({"/customers/9", "/customer/42", "/nowhere"})
+        picked = [e.subject for e in store.read("ev", EntryFilter(subjects=wanted))]
+        assert picked and set(picked) == wanted - {"/nowhere"}
+        assert picked == [e.subject for e in store.read("ev") if e.subject in wanted]  # in order
+        assert store.count("ev", EntryFilter(subjects=frozenset())) == 0
         names = [
             "/customer",
             "/customer-x",
@@ -273,6 +278,8 @@ class StoreConformance(ABC):
             store.subjects("nope")
         with pytest.raises(InvalidArgumentError):
             store.count("ev", EntryFilter(keys=frozenset({1})))  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError):
+            store.count("ev", EntryFilter(subjects={"/a", 2}))  # type: ignore[arg-type]
         assert store.count(None, EntryFilter(types=frozenset({"even"}))) == 16
         everything = list(store.read())
         assert [e.position for e in everything] == sorted(e.position for e in everything)

@@ -5,6 +5,7 @@ anything unrecognised stay residual) and turns these into ``Pushdown`` constrain
 
 - ``e.type == 'x'``, ``e.type IN ['x', 'y']``  → ``types``
 - ``e.subject == '/x'``                         → ``subject_exact``
+- ``e.subject IN ['/x', '/y']``                  → ``subjects``
 - ``e.subject UNDER '/x'``                      → ``subject_under`` (exact)
 - ``e.subject DESCENDANTS '/x'``                → ``subject_under`` (a superset)
 - ``e.time <op> 'RFC 3339'``, ``e.time BETWEEN 'a' AND 'b'`` → ``time_min``/``time_max``
@@ -57,7 +58,8 @@ class Pushdown:
     """Conjunctive constraints over indexed columns; None means unconstrained.
 
     ``types``: the event type is one of these (an empty set: no event matches).
-    ``subject_exact``: the subject equals this. ``subject_under``: the subject is this path
+    ``subject_exact``: the subject equals this. ``subjects``: the subject is one of these (an
+    empty set: no event matches). ``subject_under``: the subject is this path
     or below it (segment-aware, as ``UNDER``; the path has no trailing ``/`` except ``/``).
     ``time_min``/``time_max``: bounds on the event time, canonical RFC 3339 UTC strings
     (nine fraction digits, ``Z``), so stored times compare with them as plain strings.
@@ -71,6 +73,7 @@ class Pushdown:
 
     types: frozenset[str] | None = None
     subject_exact: str | None = None
+    subjects: frozenset[str] | None = None
     subject_under: str | None = None
     time_min: str | None = None
     time_min_inclusive: bool = True
@@ -83,7 +86,9 @@ class Pushdown:
     @property
     def matches_nothing(self) -> bool:
         """True when the constraints exclude every event."""
-        return self.types is not None and not self.types
+        return (self.types is not None and not self.types) or (
+            self.subjects is not None and not self.subjects
+        )
 
     @property
     def is_unconstrained(self) -> bool:
@@ -104,6 +109,8 @@ class Pushdown:
 
     def _matches_subject(self, subject: Any) -> bool:
         if self.subject_exact is not None and subject != self.subject_exact:
+            return False
+        if self.subjects is not None and subject not in self.subjects:
             return False
         return self.subject_under is None or is_under(subject, self.subject_under)
 
@@ -189,6 +196,10 @@ def _constraint(node: Expr) -> tuple[Pushdown, bool] | None:
             types = [item.value for item in items if isinstance(item, Literal)]
             if len(types) == len(items) and all(isinstance(name, str) for name in types):
                 return Pushdown(types=frozenset(str(name) for name in types)), True
+        case In(value=Field(path=("subject",)), options=ArrayLit(items=items)):
+            subjects = [item.value for item in items if isinstance(item, Literal)]
+            if len(subjects) == len(items) and all(isinstance(name, str) for name in subjects):
+                return Pushdown(subjects=frozenset(str(name) for name in subjects)), True
         case Under(value=Field(path=("subject",)), path=Literal(value=str() as path)):
             return Pushdown(subject_under=_normal_path(path)), True
         case Descendants(value=Field(path=("subject",)), path=Literal(value=str() as path)):
@@ -252,8 +263,9 @@ def _intersect(first: Pushdown, second: Pushdown) -> tuple[Pushdown, bool]:
     time_min, time_min_inclusive = _later_lower_bound(first, second)
     time_max, time_max_inclusive = _earlier_upper_bound(first, second)
     merged = Pushdown(
-        types=_both_types(first.types, second.types),
+        types=_both_sets(first.types, second.types),
         subject_exact=subject_exact,
+        subjects=_both_sets(first.subjects, second.subjects),
         subject_under=subject_under,
         time_min=time_min,
         time_min_inclusive=time_min_inclusive,
@@ -264,7 +276,7 @@ def _intersect(first: Pushdown, second: Pushdown) -> tuple[Pushdown, bool]:
     return merged, exact_subject and exact_id and exact_under
 
 
-def _both_types(
+def _both_sets(
     first: frozenset[str] | None, second: frozenset[str] | None
 ) -> frozenset[str] | None:
     if first is None or second is None:
