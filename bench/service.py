@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import copy
 import itertools
+import math
 import multiprocessing
 import os
 import random
@@ -481,6 +482,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process, all threads (NaN once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Server:
     """A server subprocess (optionally under py-spy) and how to reach and measure it."""
@@ -503,12 +513,15 @@ class Server:
         return int(found[0]) if found else self.process.pid
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the server process, all threads."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU of the server process (all threads) and of the worker processes
+        it started (its live children: the embedded stores' writers)."""
+        total = _cpu_seconds(self.pid)
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        for child in children.read_text().split() if children.exists() else []:
+            seconds = _cpu_seconds(int(child))
+            if not math.isnan(seconds):  # a child that just ended
+                total += seconds
+        return total
 
     def loaded(self, *names: str) -> dict[str, bool]:
         """Whether the process has mapped each named extension module (e.g. uvloop)."""
@@ -1170,7 +1183,8 @@ def report(
     else:
         say(f"  - the no-store server's data directory grew by {grew:,} bytes during its run.")
     say(
-        "  - CPU srv/gen: server process (all threads) / load generator process, as a share of "
+        "  - CPU srv/gen: server process (all threads, and the worker processes it started) / "
+        "load generator process, as a share of "
         "one core; the machine has two."
     )
     sizes = sorted({service[f"batch {b} x{n} clients"].body_bytes for b, n in BATCHES})

@@ -288,3 +288,19 @@ async def test_after_erasure_nothing_ties_the_subject_to_a_decision(ledger: Ledg
     (new_key,) = await ledger.subject_keys("acme", "carol")
     assert new_key != key
     assert await ledger.subject_decisions("acme", "carol") == [later[0].record["id"]]
+
+
+async def test_many_subjects_are_looked_up_in_one_query(ledger: Ledger) -> None:
+    people = [f"person-{i}" for i in range(6)]
+    await ledger.record("acme", [decision("a", i, data_subjects=[p]) for i, p in enumerate(people)])
+    await ledger.erase_subject("acme", people[0])
+    ledger._subject_keys.clear()  # as on another replica: nothing cached
+    found = await ledger._look_up_subject_keys("acme", people)
+    assert people[0] not in found  # an erased key is no key
+    for person in people[1:]:
+        assert found[person] == await ledger.subject_keys("acme", person) != []
+    ledger._subject_keys.clear()
+    (again,) = await ledger.record("acme", [decision("a", 9, data_subjects=people[1:])])
+    for person in people[1:]:  # the looked-up keys were reused: still one key each
+        assert len(await ledger.subject_keys("acme", person)) == 1
+        assert again.record["id"] in await ledger.subject_decisions("acme", person)
