@@ -114,19 +114,9 @@ class _Prepared:
 
 
 def _text_field(what: str, value: object) -> bytes:
-    """:func:`_check_text` (optional, meta length) and the layout's bytes in one pass."""
-    if value is None:
-        return text_field(None)
-    if not isinstance(value, str):
-        raise InvalidEntryError(f"{what} must be a string, not {type(value).__name__}")
-    if len(value) > MAX_META_LENGTH:
-        raise InvalidEntryError(f"{what} is longer than {MAX_META_LENGTH} characters")
-    if "\x00" in value:
-        raise InvalidEntryError(f"{what} must not contain NUL characters")
-    try:
-        return text_field(value)
-    except UnicodeEncodeError:
-        raise InvalidEntryError(f"{what} is not valid Unicode text") from None
+    """An optional type, subject or key, checked, as the entry layout holds it."""
+    _check_text(what, value, limit=MAX_META_LENGTH, optional=True)
+    return text_field(cast("str | None", value))
 
 
 def _check_text(what: str, value: object, *, limit: int, optional: bool) -> None:

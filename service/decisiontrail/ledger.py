@@ -630,7 +630,8 @@ class Ledger:
             pass  # it cleaned up after itself
         else:
             await self.provenance.discard([r.sapix_id for r in batch.receipts if r.sapix_id])
-        self._pending[tenant][:0] = group
+        finally:
+            self._pending[tenant][:0] = group  # even if cancelled: the next writer takes them
 
     async def _commit_group(self, tenant: str, group: list[_Request]) -> None:
         """The careful path: commit with retries; a group that fails is halved until the bad
@@ -802,9 +803,10 @@ class Ledger:
         """Commit a batch, in the worker process if asked and there is one. If the worker died
         during the commit, the batch's first subject (a fresh decision) says whether it went
         in."""
-        if in_worker and self.genesis_worker is not None:
+        worker = self.genesis_worker
+        if in_worker and worker is not None and not worker.disabled:
             try:
-                await self.genesis_worker.commit_events(events, preconditions)
+                await worker.commit_events(events, preconditions)
                 return
             except WorkerUnavailable:
                 if await self.genesis.stream_events(first):

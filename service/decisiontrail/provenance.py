@@ -165,8 +165,8 @@ class ProvenanceStore:
             try:
                 return await self.worker.write_records(COLLECTION, docs)
             except WorkerUnavailable:
-                # The child may have died after writing some: take those back, then write here.
-                await self.discard(await self._written_by_this_batch(docs))
+                if not self.worker.disabled:  # it died: it may have written them; take back
+                    await self.discard(await self._written_by_this_batch(docs))
         ids: list[str] = []
         failure: BaseException | None = None
         try:

@@ -42,11 +42,10 @@ class ServiceState:
             keyring, created = Keyring.load_or_create(settings.key_directory, settings.log_origin)
         genesis, engine = _genesis_client(settings)
         sapix = _sapix_client(settings)
-        provenance = ProvenanceStore(sapix)
-        committer = None
+        # The embedded stores' writes go to worker processes (see decisiontrail.store_workers).
+        worker, committer = None, None
         if settings.store_workers and not sapix.is_remote:
             worker = SapixWorker(settings.sapixdb_location, _sapix_key(settings), GRAPH)
-            provenance = ProvenanceStore(sapix, worker)
         if settings.store_workers and engine is not None:
             committer = GenesisWorker(settings.genesisdb_location, MAX_EVENT_BYTES)
         metrics = Metrics()
@@ -55,7 +54,7 @@ class ServiceState:
             keyring,
             origin=settings.log_origin,
             pepper=load_pepper(settings.key_directory),
-            provenance=provenance,
+            provenance=ProvenanceStore(sapix, worker),
             on_checkpoint=metrics.checkpoint_issued,
             on_store_call=metrics.store_call,
             genesis_worker=committer,
