@@ -29,7 +29,9 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,6 +50,7 @@ _SapixFailure = tuple[str, int | None, str | None]
 _GenesisFailure = tuple[int, dict[str, Any]]
 
 GC_THRESHOLD = 100_000  # allocations between young-generation collections (default 700)
+PARENT_CHECK_SECONDS = 0.5  # how often a worker checks that the service is still there
 
 
 def collect_garbage_rarely() -> None:
@@ -64,6 +67,21 @@ def collect_garbage_rarely() -> None:
 
 # --- in the child ---------------------------------------------------------------------------
 
+
+def _exit_with_parent() -> None:
+    """Outlive no service: exit once the parent process is gone. Killed with SIGKILL it cannot
+    say so, and a pool's worker would wait for calls forever, holding the database open. A
+    write in progress is then rolled back by the store, as after any crash."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 _sapix: SapixClient | None = None
 _genesis: Client | None = None
 _loop: asyncio.AbstractEventLoop | None = None  # runs the async Genesis DB client
@@ -71,6 +89,7 @@ _loop: asyncio.AbstractEventLoop | None = None  # runs the async Genesis DB clie
 
 def _open_sapix(location: str, api_key: str | None, agent: str) -> None:
     global _sapix
+    _exit_with_parent()
     _sapix = SapixClient(location, api_key=api_key, agent=agent)
     collect_garbage_rarely()
 
@@ -80,6 +99,7 @@ def _open_genesis(location: str, max_event_bytes: int) -> None:
     from genesisdb.engine import Engine
     from genesisdb.transports.embedded import EmbeddedTransport
 
+    _exit_with_parent()
     engine = Engine.open(location, max_event_bytes=max_event_bytes)
     _genesis = Client(transport=EmbeddedTransport(engine=engine))
     _loop = asyncio.new_event_loop()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -306,3 +309,47 @@ async def test_small_batches_skip_the_workers(
         assert len(await all_records(ledger, "acme")) == 19
     finally:
         await close(ledger)
+
+
+PARENT = """
+import asyncio, os, sys, time
+from decisiontrail.store_workers import GenesisWorker, SapixWorker
+
+async def main() -> None:
+    workers = [SapixWorker(sys.argv[1], None, "g"), GenesisWorker(sys.argv[2], 1_000_000)]
+    pids = [await w._call(os.getpid) for w in workers]
+    print(*pids, flush=True)
+    time.sleep(600)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_workers_exit_when_the_service_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), sapix_location(tmp_path), genesis_location(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(alive(pid) for pid in pids)
+    finally:
+        parent.kill()  # SIGKILL: no shutdown, no word to the workers
+        parent.wait()
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in pids)  # they noticed and left
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
