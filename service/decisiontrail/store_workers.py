@@ -50,7 +50,7 @@ _SapixFailure = tuple[str, int | None, str | None]
 _GenesisFailure = tuple[int, dict[str, Any]]
 
 GC_THRESHOLD = 100_000  # allocations between young-generation collections (default 700)
-PARENT_CHECK_SECONDS = 0.5  # how often a worker checks that the service is still there
+PARENT_CHECK_SECONDS = 0.2  # how often a worker checks that the service is still there
 
 
 def collect_garbage_rarely() -> None:
