@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import uuid_utils
@@ -90,19 +90,9 @@ _KNOWN_CACHE = 100_000
 _KEYS_PER_LOOKUP = 500  # subjects checked in one query when a commit indexes new ones
 
 
-class _Source(Protocol):
-    """What queries read from: the store, or the Reader of a write transaction."""
-
-    def count(self, log: str | None = None, where: EntryFilter | None = None) -> int: ...
-
-    def read(
-        self,
-        log: str | None = None,
-        where: EntryFilter | None = None,
-        *,
-        reverse: bool = False,
-        limit: int | None = None,
-    ) -> Iterator[Entry]: ...
+# What queries read from: the store itself, or the Reader of a write transaction (the store
+# reads the same way, so ledgerstore's Reader protocol covers both).
+_Source = ledgerstore.Reader
 
 
 class _StaleHead(Exception):

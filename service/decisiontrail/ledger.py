@@ -242,7 +242,10 @@ class _Batch:
     new_head: TenantHead
     subject_keys: list[list[str]]
     fresh_keys: dict[tuple[str, str], str]
-    in_workers: bool  # written through the worker processes (else in this one)
+
+    @property
+    def in_workers(self) -> bool:
+        return _in_workers(len(self.receipts))
 
     def answers(self) -> list[list[Receipt]]:
         """Each request's receipts: its earlier ones, or its share of this batch's."""
@@ -255,6 +258,12 @@ class _Batch:
             out.append(self.receipts[offset : offset + len(request.decisions)])
             offset += len(request.decisions)
         return out
+
+
+def _in_workers(decisions: int) -> bool:
+    """Whether a batch is written through the worker processes: small batches are written
+    in this one (a hop to another process would cost them more than it saves)."""
+    return decisions >= WORKER_MIN_DECISIONS
 
 
 _Ahead = tuple[list[_Request], "asyncio.Task[_Batch]"]  # a group sealed ahead, and its sealing
@@ -717,7 +726,7 @@ class Ledger:
             results.append(earlier)
         fresh = [r for r, earlier in zip(group, results, strict=True) if earlier is None]
         if not fresh:
-            return _Batch(group, results, [], [], [], [], head, [], {}, False)
+            return _Batch(group, results, [], [], [], [], head, [], {})
         decisions = [d for request in fresh for d in request.decisions]
         keys: list[tuple[str, int, int]] = []
         offset = 0
@@ -732,10 +741,9 @@ class Ledger:
         subject_keys, key_events, fresh_keys = await self._subject_keys_for(
             tenant, decisions, provisional_keys
         )
-        # Small batches are written here: a hop to a worker process would cost them more time
-        # than it saves. In a SapixDB worker, each chunk of sealed records goes in while the
-        # next chunk is sealed here.
-        in_workers = len(decisions) >= WORKER_MIN_DECISIONS
+        # In a SapixDB worker, each chunk of sealed records goes in while the next chunk is
+        # sealed here.
+        in_workers = _in_workers(len(decisions))
         stores: list[asyncio.Task[list[str]]] = []
         chunk = STORE_CHUNK if in_workers and self.provenance.worker else len(decisions)
         try:
@@ -753,7 +761,7 @@ class Ledger:
             receipts = await self._store_provenance(receipts, events, stores)
         return _Batch(
             group, results, fresh, events, preconditions, receipts, new_head, subject_keys,
-            fresh_keys, in_workers,
+            fresh_keys,
         )  # fmt: skip
 
     async def _finish(

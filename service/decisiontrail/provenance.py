@@ -221,7 +221,7 @@ class ProvenanceStore:
             size = min(size, EDGES_PER_WORKER_CALL)
             try:
                 for start in range(0, len(edges), size):
-                    await self.worker.add_edges([edges[start : start + size]])
+                    await self.worker.add_edges(edges[start : start + size])
                 return
             except WorkerUnavailable:
                 pass  # write them here (an edge written twice is still one edge)

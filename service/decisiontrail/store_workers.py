@@ -121,11 +121,10 @@ def _write_records(collection: str, docs: list[dict[str, Any]]) -> list[str] | _
         return exc.message, exc.status, exc.code
 
 
-def _add_edges(chunks: list[list[Edge]]) -> _SapixFailure | None:
-    """Each chunk of edges in one call (all or none), in order."""
+def _add_edges(edges: list[Edge]) -> _SapixFailure | None:
+    """``graph.add_edges``: all or none."""
     try:
-        for edges in chunks:
-            _sapix_client().graph.add_edges(edges)
+        _sapix_client().graph.add_edges(edges)
     except SapixError as exc:
         return exc.message, exc.status, exc.code
     return None
@@ -229,15 +228,13 @@ class SapixWorker(_WorkerProcess):
         ids: list[str] = result
         return ids
 
-    async def add_edges(self, chunks: Sequence[Sequence[Edge]]) -> None:
-        """Write each chunk of edges (all or none) in the child, in order.
+    async def add_edges(self, edges: Sequence[Edge]) -> None:
+        """Write edges in the child, all or none (at most ``sapixdb.MAX_EDGE_BATCH``).
 
-        Raises :class:`SapixError` on the first chunk the store refused and
-        :class:`WorkerUnavailable` if no child took the call.
+        Raises :class:`SapixError` if the store refused them and :class:`WorkerUnavailable`
+        if no child took the call.
         """
-        if not chunks:
-            return
-        failure = await self._call(_add_edges, [list(chunk) for chunk in chunks])
+        failure = await self._call(_add_edges, list(edges))
         if failure is not None:
             raise SapixError(*failure)
 
