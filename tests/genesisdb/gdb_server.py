@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from tests.ports import free_port
+from tests.processes import stop_process, wait_until_answering
 
 TOKENS = {"admin": "admin-token", "write": "write-token", "read": "read-token"}
 
@@ -23,12 +23,7 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def start_server(
@@ -49,14 +44,9 @@ def start_server(
         command, stdout=log, stderr=subprocess.STDOUT, cwd=directory, env=env
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {(directory / 'server.log').read_text()}")
-        try:
-            if httpx.get(f"{url}/api/v1/status/ping", timeout=1).text == "pong":
-                return ServerProcess(url, storage, process)
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the server did not answer within 30 s")
+
+    def answers() -> bool:
+        return httpx.get(f"{url}/api/v1/status/ping", timeout=1).text == "pong"
+
+    wait_until_answering(process, answers, log=directory / "server.log", timeout=30)
+    return ServerProcess(url, storage, process)

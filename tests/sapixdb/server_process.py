@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from tests.ports import free_port
+from tests.processes import stop_process, wait_until_answering
 
 
 @dataclass
@@ -20,12 +20,7 @@ class ServerProcess:
     url: str
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def start_server(directory: Path, *extra: str) -> ServerProcess:
@@ -55,16 +50,12 @@ def start_server(directory: Path, *extra: str) -> ServerProcess:
         stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {log_path.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                log.close()  # the child keeps its own descriptor
-                return ServerProcess(process, url)
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    log.close()
-    raise RuntimeError("server did not become healthy within 30 s")
+
+    def answers() -> bool:
+        return httpx.get(f"{url}/v1/health", timeout=1).status_code == 200
+
+    try:
+        wait_until_answering(process, answers, log=log_path, timeout=30)
+    finally:
+        log.close()  # the child keeps its own descriptor
+    return ServerProcess(process, url)

@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from tests.ports import free_port
+from tests.processes import stop_process, wait_until_answering
 
 
 @dataclass
@@ -27,21 +27,17 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        log = (self.data_dir.parent / f"server-{self.port}.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "decisiontrail", "serve", "--port", str(self.port)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir.parent,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.process.returncode}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("the server did not come up")
+        log_path = self.data_dir.parent / f"server-{self.port}.log"
+        with log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "decisiontrail", "serve", "--port", str(self.port)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir.parent,
+            )  # fmt: skip
+
+        def answers() -> bool:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+
+        wait_until_answering(self.process, answers, log=log_path, timeout=60)
 
     def kill(self) -> None:
         """kill -9: no shutdown hooks, no flushing."""
@@ -52,11 +48,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            stop_process(self.process, timeout=30)
             self.process = None
 
     def cli(self, *args: str) -> str:
