@@ -68,19 +68,11 @@ from ledgerstore.merkle import (
 # --- vectors ---
 
 
-def _vectors_path() -> Path:
-    here = Path(__file__).resolve()
-    candidates = [
-        here.parents[3] / "shared" / "specs" / "merkle_vectors.json",
-        here.parents[1] / "data" / "merkle_vectors.json",
-    ]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"merkle_vectors.json not found in any of {candidates}")
+# The vectors live inside the repository: a clone must test itself with nothing beside it.
+VECTORS_PATH = Path(__file__).resolve().parents[1] / "data" / "merkle_vectors.json"
 
 
-VECTORS: dict[str, Any] = json.loads(_vectors_path().read_text(encoding="utf-8"))
+VECTORS: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 LEAVES = [bytes.fromhex(x) for x in VECTORS["leaf_inputs_hex"]]
 SIGNED = VECTORS["signed_checkpoint_examples"]
 
