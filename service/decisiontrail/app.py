@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.datastructures import Headers
+from fastapi_offline import FastAPIOffline
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from decisiontrail import __version__
 from decisiontrail.api import decisions, health, integrity, reports, subjects
 from decisiontrail.config import Settings
+from decisiontrail.console import install_console
 from decisiontrail.errors import install_problem_handlers, problem
 from decisiontrail.logs import AccessLogMiddleware, configure_logging
 from decisiontrail.state import ServiceState
@@ -99,6 +101,44 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
+# Pages are ours and load only from this origin; the API docs pages (Swagger UI, ReDoc) start
+# themselves with an inline script and ReDoc renders in a blob worker.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'"
+)
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+class SecurityHeadersMiddleware:
+    """``X-Content-Type-Options: nosniff`` on every response, and a Content-Security-Policy
+    header on every HTML one that does not set its own (the compliance report does)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = DOCS_POLICY if scope["path"].startswith(DOCS_PATHS) else PAGE_POLICY
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Content-Type-Options"] = "nosniff"
+                html = headers.get("content-type", "").startswith("text/html")
+                if html and "content-security-policy" not in headers:
+                    headers["Content-Security-Policy"] = policy
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(settings: Settings | None = None, *, state: ServiceState | None = None) -> FastAPI:
     """The service. Tracing is set up once per process from ``OTEL_*``; logging only where the
     process has none yet (``decisiontrail serve`` sets it up before it calls this)."""
@@ -125,7 +165,7 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
             if state is None:
                 await service.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc from assets in the package, not a CDN
         title="DecisionTrail",
         version=__version__,
         description="A tamper-evident audit trail for the decisions of AI agents.",
@@ -138,10 +178,12 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)  # inside the span, so its line has the trace id
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(TracingMiddleware)  # outermost of ours: spans cover the body limit too
     app.include_router(health.router)
     app.include_router(decisions.router)
     app.include_router(integrity.router)
     app.include_router(subjects.router)
     app.include_router(reports.router)
+    install_console(app)
     return app

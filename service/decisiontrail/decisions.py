@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -67,6 +68,21 @@ async def record_decisions(
         agent = metrics.agent_label(decision.agent)
         metrics.decisions.labels(tenant, agent, decision.kind.value).inc()
     return receipts
+
+
+async def follow_decisions(
+    *, ledger: Ledger, tenant: str, after: int | None, agent: str | None, kind: str | None
+) -> AsyncIterator[dict[str, str]]:
+    """New decisions as Server-Sent Events (``id`` is the log index, for resuming), for the
+    API's stream and the console's live list."""
+    async for receipt in ledger.follow(tenant, after):
+        decision = receipt.record["decision"]
+        if agent is not None and decision.get("agent") != agent:
+            continue
+        if kind is not None and decision.get("kind", "custom") != kind:
+            continue
+        body = {**receipt.to_json(), "decision": decision}
+        yield {"event": "decision", "id": str(receipt.log_index), "data": json.dumps(body)}
 
 
 async def get_decision(

@@ -6,7 +6,12 @@ from typing import Any
 
 from decisiontrail.ledger import Ledger
 from decisiontrail.signing import TrustRoot
-from decisiontrail.verification import CheckpointError, LogVerifier, open_checkpoint
+from decisiontrail.verification import (
+    CheckpointError,
+    LogVerifier,
+    SignedCheckpoint,
+    open_checkpoint,
+)
 
 
 async def verify_tenant(
@@ -49,3 +54,29 @@ async def verify_tenant(
             "detail": "SapixDB and Genesis DB do not hold the same decision",
         }
     return answer
+
+
+async def latest_checkpoint(*, ledger: Ledger, tenant: str) -> SignedCheckpoint:
+    """A signed checkpoint of the tenant's log as it is now (issued on demand)."""
+    return await ledger.checkpoint(tenant)
+
+
+async def stored_checkpoints(
+    *, ledger: Ledger, trust: TrustRoot, tenant: str
+) -> list[SignedCheckpoint]:
+    """Every checkpoint issued for the tenant, oldest first, each opened with the trust root
+    (one that does not verify raises :class:`CheckpointError`)."""
+    origin = ledger.checkpoint_origin(tenant)
+    return [
+        open_checkpoint(note, trust, origin) for note in await ledger.stored_checkpoints(tenant)
+    ]
+
+
+async def consistency(
+    *, ledger: Ledger, tenant: str, from_size: int, to_size: int | None
+) -> tuple[int, bytes, bytes, list[bytes]]:
+    """(to size, root at ``from_size``, root at it, the RFC 9162 consistency proof)."""
+    size, proof = await ledger.consistency_proof(tenant, from_size, to_size)
+    _, old_root = await ledger.tree_root(tenant, from_size)
+    _, new_root = await ledger.tree_root(tenant, size)
+    return size, old_root, new_root, list(proof)

@@ -25,6 +25,8 @@ __all__ = ["render_csv", "render_html", "render_json"]
 NO_VALUE = "—"
 NO_DECISIONS = "No decisions in this period."
 ALL_AGENTS = "all agents"
+# The page's own policy (also sent as a header): inline CSS and SVG, nothing else.
+HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 CHART_TOP = 15  # bars per chart; the rest are grouped as "other"
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -441,7 +443,7 @@ def render_html(report: ComplianceReport) -> str:
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta http-equiv="Content-Security-Policy" '
-        "content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
+        f'content="{HTML_POLICY}">\n'
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n"
         f"<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
     )

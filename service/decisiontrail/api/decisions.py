@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -103,17 +101,10 @@ async def stream(
     if after is None and last_event_id is not None and last_event_id.isdigit():
         after = int(last_event_id)
 
-    async def events() -> AsyncIterator[dict[str, str]]:
-        async for receipt in state.ledger.follow(key.tenant, after):
-            decision = receipt.record["decision"]
-            if agent is not None and decision.get("agent") != agent:
-                continue
-            if kind is not None and decision.get("kind", "custom") != kind:
-                continue
-            body = {**receipt.to_json(), "decision": decision}
-            yield {"event": "decision", "id": str(receipt.log_index), "data": json.dumps(body)}
-
-    return EventSourceResponse(events(), ping=15)
+    events = decisions.follow_decisions(
+        ledger=state.ledger, tenant=key.tenant, after=after, agent=agent, kind=kind
+    )
+    return EventSourceResponse(events, ping=15)
 
 
 @router.get("/{decision_id}")

@@ -53,5 +53,6 @@ async def compliance_report(
             "\ufeff" + reports.render_csv(report), media_type="text/csv; charset=utf-8",
             headers={**headers, "Content-Disposition": 'attachment; filename="compliance.csv"'},
         )  # fmt: skip
+    headers["Content-Security-Policy"] = reports.HTML_POLICY
     return Response(reports.render_html(report), media_type="text/html; charset=utf-8",
                     headers=headers)  # fmt: skip

@@ -1,0 +1,150 @@
+"""The console over HTTP, in process: sessions, CSRF, tenant and scope enforcement, escaping,
+security headers and the offline API docs. (The browser tests are in test_console_browser.py.)"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from decisiontrail.apikeys import Scope
+from tests.service.inprocess import Service
+
+
+async def signed_in(service: Service, tenant: str, *scopes: Scope) -> httpx.AsyncClient:
+    """A client of its own (its own cookie jar) signed in with a new key."""
+    text, _ = await service.state.keys.create(tenant=tenant, scopes=frozenset(scopes))
+    client = httpx.AsyncClient(transport=service.client._transport, base_url="http://dt.test")
+    response = await client.post("/console/sign-in", data={"api_key": text})
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/console"
+    return client
+
+
+def csrf_of(page: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match is not None
+    return match.group(1)
+
+
+async def test_the_session_cookie_is_http_only_strict_and_not_the_key(service: Service) -> None:
+    text, _ = await service.state.keys.create(tenant="acme", scopes=frozenset({Scope.READ}))
+    response = await service.client.post("/console/sign-in", data={"api_key": text})
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
+    assert "Max-Age=900" in cookie
+    assert text not in cookie
+
+
+async def test_pages_need_a_session(service: Service) -> None:
+    for path in ("/console", "/console/decisions", "/console/integrity", "/console/compliance"):
+        response = await service.client.get(path)
+        assert response.status_code == 303
+        assert response.headers["location"] == "/console/sign-in"
+
+
+async def test_a_sign_in_from_another_site_is_refused(service: Service) -> None:
+    text, _ = await service.state.keys.create(tenant="acme", scopes=frozenset({Scope.READ}))
+    response = await service.client.post(
+        "/console/sign-in", data={"api_key": text}, headers={"Origin": "https://evil.example"}
+    )
+    assert response.status_code == 403
+    assert "set-cookie" not in response.headers
+
+
+async def test_another_tenants_decision_is_not_found(service: Service) -> None:
+    other = await service.record(await service.key("other"))
+    client = await signed_in(service, "acme", Scope.READ)
+    response = await client.get(f"/console/decisions/{other['id']}")
+    assert response.status_code == 404
+    assert "support-bot" not in response.text
+
+
+async def test_a_revoked_key_ends_its_sessions(service: Service) -> None:
+    text, key = await service.state.keys.create(tenant="acme", scopes=frozenset({Scope.READ}))
+    client = httpx.AsyncClient(transport=service.client._transport, base_url="http://dt.test")
+    await client.post("/console/sign-in", data={"api_key": text})
+    assert (await client.get("/console")).status_code == 200
+    await service.state.keys.revoke(key.key_id)
+    response = await client.get("/console")
+    assert response.status_code == 303
+
+
+async def test_forms_without_the_csrf_token_change_nothing(service: Service) -> None:
+    client = await signed_in(service, "acme", Scope.READ, Scope.AUDIT)
+    refused = await client.post("/console/integrity/verify", data={"csrf": "forged"})
+    assert refused.status_code == 403
+    assert "verification-result" not in refused.text
+    page = await client.get("/console/integrity")
+    ran = await client.post("/console/integrity/verify", data={"csrf": csrf_of(page.text)})
+    assert ran.status_code == 200
+    assert "The whole trail verifies" in ran.text
+
+
+async def test_scopes_hold_as_on_the_api(service: Service) -> None:
+    client = await signed_in(service, "acme", Scope.INGEST)
+    assert (await client.get("/console/decisions")).status_code == 403
+    reader = await signed_in(service, "acme", Scope.READ)
+    assert (await reader.get("/console/compliance")).status_code == 403
+    page = await reader.get("/console/integrity")
+    verify = await reader.post("/console/integrity/verify", data={"csrf": csrf_of(page.text)})
+    assert verify.status_code == 403
+
+
+async def test_client_strings_are_escaped(service: Service) -> None:
+    headers = await service.key("acme")
+    receipt = await service.record(headers, agent="<script>alert(1)</script>", action="a&b")
+    client = await signed_in(service, "acme", Scope.READ)
+    page = (await client.get(f"/console/decisions/{receipt['id']}")).text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+async def test_a_subject_search_keeps_the_subject_out_of_urls(service: Service) -> None:
+    headers = await service.key("acme")
+    await service.record(headers, data_subjects=["customer-99"], action="match")
+    await service.record(headers, data_subjects=["customer-1"], action="other")
+    client = await signed_in(service, "acme", Scope.READ)
+    page = await client.get("/console/decisions")
+    found = await client.post(
+        "/console/decisions", data={"csrf": csrf_of(page.text), "subject": "customer-99"}
+    )
+    assert found.status_code == 200
+    rows = re.findall(r"<tr>\s*<td><a href=\"/console/decisions/", found.text)
+    assert len(rows) == 1 and "match" in found.text
+    assert "customer-99" not in str(found.url)
+
+
+async def test_html_responses_carry_nosniff_and_a_content_security_policy(
+    service: Service,
+) -> None:
+    page = await service.client.get("/console/sign-in")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    headers = await service.key("acme")
+    report = await service.client.get("/v1/reports/compliance?format=html", headers=headers)
+    assert (
+        report.headers["content-security-policy"] == "default-src 'none'; style-src 'unsafe-inline'"
+    )
+    assert report.headers["x-content-type-options"] == "nosniff"
+    api = await service.client.get("/healthz")
+    assert api.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_the_api_docs_load_nothing_from_elsewhere(service: Service) -> None:
+    for path in ("/docs", "/redoc"):
+        page = (await service.client.get(path)).text
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert sources, page
+        for source in sources:
+            assert source.startswith("/"), source
+            if source != "/openapi.json":
+                assert (await service.client.get(source)).status_code == 200, source
+
+
+async def test_console_assets_ship_in_the_package(service: Service) -> None:
+    client = await signed_in(service, "acme", Scope.READ)
+    page = (await client.get("/console")).text
+    for source in re.findall(r'(?:src|href)="(/console/static/[^"]+)"', page):
+        assert (await client.get(source)).status_code == 200
+    assert "http://" not in page and "https://" not in page
