@@ -15,7 +15,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from decisiontrail import __version__
-from decisiontrail.api import decisions, health, integrity, reports, subjects
+from decisiontrail.api import decisions, health, integrity, reports, subjects, trust
 from decisiontrail.config import Settings
 from decisiontrail.console import install_console
 from decisiontrail.errors import install_problem_handlers, problem
@@ -185,5 +185,6 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
     app.include_router(integrity.router)
     app.include_router(subjects.router)
     app.include_router(reports.router)
+    app.include_router(trust.router)
     install_console(app)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -87,12 +88,15 @@ def serve(
     console.print(f"  Genesis DB:  {settings.genesisdb_location}")
     console.print(f"  SapixDB:     {settings.sapixdb_location}")
     console.print(f"  signing key: {settings.key_directory}" + (" (new)" if created else ""))
+    console.print(f"  console:     http://{bind_host}:{bind_port}/console", soft_wrap=True)
     if not has_keys:
-        console.print(
-            "  No API keys yet. Create one (in another terminal, same directory):\n"
-            f"    decisiontrail keys create --tenant {settings.default_tenant} "
-            "--scope ingest --scope read --scope audit"
+        command = (
+            f"{_own_command()} keys create --tenant {settings.default_tenant} "
+            "--scope ingest --scope read --scope audit --scope erase"
         )
+        # soft_wrap: the command is printed on one line, never broken where it would not paste.
+        console.print("  No API keys yet. Create one (in another terminal, same directory):")
+        console.print(f"    {command}", soft_wrap=True, markup=False, highlight=False)
     collect_garbage_rarely()
     # Our JSON logging stays in place (log_config=None) and our access log is the only one: it
     # records route templates, where uvicorn's would record raw paths, queries and addresses.
@@ -100,6 +104,18 @@ def serve(
         create_app(settings), host=bind_host, port=bind_port, log_level="warning",
         log_config=None, access_log=False,
     )  # fmt: skip
+
+
+def _own_command() -> str:
+    """How to run this command from the current directory: the script beside the running
+    Python (``.venv/bin/decisiontrail``), which need not be on PATH."""
+    script = Path(sys.executable).parent / "decisiontrail"
+    if not script.exists():
+        return "decisiontrail"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 async def _list_keys(state: ServiceState) -> list[Any]:
@@ -136,7 +152,10 @@ def keys_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
     async def work(state: ServiceState) -> list[Any]:
         return await state.keys.list(tenant)
 
-    table = Table("key id", "tenant", "label", "scopes", "created", "expires", "revoked")
+    table = Table()
+    table.add_column("key id", no_wrap=True, min_width=16)  # whole: `keys revoke` needs it
+    for column in ("tenant", "label", "scopes", "created", "expires", "revoked"):
+        table.add_column(column)
     for key in _run(work):
         view = key.public()
         table.add_row(view["key_id"], view["tenant"], view["label"], ", ".join(view["scopes"]),

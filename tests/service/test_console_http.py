@@ -148,3 +148,17 @@ async def test_console_assets_ship_in_the_package(service: Service) -> None:
     for source in re.findall(r'(?:src|href)="(/console/static/[^"]+)"', page):
         assert (await client.get(source)).status_code == 200
     assert "http://" not in page and "https://" not in page
+
+
+async def test_verify_needs_no_body_and_no_content_type(service: Service) -> None:
+    headers = await service.key("acme")
+    await service.record(headers)
+    for content in (None, b"", b"{}"):
+        response = await service.client.post("/v1/verify", content=content, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["ok"] is True
+    form = {**headers, "Content-Type": "application/x-www-form-urlencoded"}  # curl -d '{}'
+    assert (await service.client.post("/v1/verify", content=b"{}", headers=form)).json()["ok"]
+    bad = await service.client.post("/v1/verify", content=b"[1]", headers=headers)
+    assert bad.status_code == 422
+    assert (await service.client.post("/v1/verify", content=b"[1]")).status_code == 401

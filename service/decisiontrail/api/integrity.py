@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field, ValidationError
 
 from decisiontrail import integrity
 from decisiontrail.deps import AuditKey, ReadKey, StateDep
@@ -66,8 +66,33 @@ class VerifyRequest(BaseModel):
     )
 
 
-@router.post("/v1/verify")
-async def verify(body: VerifyRequest, key: AuditKey, state: StateDep) -> dict[str, Any]:
+async def verify_request(request: Request) -> VerifyRequest:
+    """The body is optional and read as JSON whatever its Content-Type says: an empty body,
+    ``{}`` or a ``curl -d '{}'`` (which sends a form content type) all mean "no trusted
+    checkpoint"."""
+    raw = await request.body()
+    if not raw.strip():
+        return VerifyRequest()
+    try:
+        return VerifyRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{"loc": ["body", *map(str, e["loc"])], "msg": e["msg"]} for e in exc.errors()]
+        detail = 'the body must be a JSON object, like {} or {"trusted_checkpoint": "<note>"}'
+        raise Unprocessable(detail, errors=errors) from None
+
+
+@router.post(
+    "/v1/verify",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": VerifyRequest.model_json_schema()}},
+        }
+    },
+)
+async def verify(
+    key: AuditKey, state: StateDep, body: Annotated[VerifyRequest, Depends(verify_request)]
+) -> dict[str, Any]:
     """Check every record, chain, signature and checkpoint of the tenant's log, and that both
     stores hold the same decisions."""
     try:
