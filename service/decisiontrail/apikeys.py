@@ -25,6 +25,7 @@ class Scope(StrEnum):
     READ_PERSONAL = "read-personal"  # see personal values in clear
     AUDIT = "audit"  # verify, export, reports, checkpoints
     ERASE = "erase"  # GDPR erasure and legal holds
+    METRICS = "metrics"  # scrape /metrics (every tenant's figures, no tenant's name)
     ADMIN = "admin"  # everything, including key management
 
 

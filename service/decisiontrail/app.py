@@ -20,6 +20,7 @@ from decisiontrail.config import Settings
 from decisiontrail.console import install_console
 from decisiontrail.errors import install_problem_handlers, problem
 from decisiontrail.logs import AccessLogMiddleware, configure_logging
+from decisiontrail.metrics import instrument_http
 from decisiontrail.state import ServiceState
 from decisiontrail.tracing import TracingMiddleware, configure_tracing
 
@@ -179,6 +180,7 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)  # inside the span, so its line has the trace id
     app.add_middleware(SecurityHeadersMiddleware)
+    app.state.http_metrics = instrument_http(app)
     app.add_middleware(TracingMiddleware)  # outermost of ours: spans cover the body limit too
     app.include_router(health.router)
     app.include_router(decisions.router)

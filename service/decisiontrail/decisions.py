@@ -66,7 +66,7 @@ async def record_decisions(
     metrics.ingest_latency.labels(endpoint).observe(time.perf_counter() - started)
     for decision in decisions:
         agent = metrics.agent_label(decision.agent)
-        metrics.decisions.labels(tenant, agent, decision.kind.value).inc()
+        metrics.decisions.labels(agent, decision.kind.value).inc()
     return receipts
 
 

@@ -66,4 +66,5 @@ def require(scope: Scope) -> Callable[[ApiKey], Awaitable[ApiKey]]:
 IngestKey = Annotated[ApiKey, Depends(require(Scope.INGEST))]
 ReadKey = Annotated[ApiKey, Depends(require(Scope.READ))]
 AuditKey = Annotated[ApiKey, Depends(require(Scope.AUDIT))]
+MetricsKey = Annotated[ApiKey, Depends(require(Scope.METRICS))]
 AdminKey = Annotated[ApiKey, Depends(require(Scope.ADMIN))]

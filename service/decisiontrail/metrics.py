@@ -1,11 +1,22 @@
-"""Prometheus metrics: one registry per app, label values bounded (no personal data, no ids)."""
+"""Prometheus metrics: one registry per app, label values bounded (no personal data, no ids,
+no tenant names: a tenant's existence must not show on a dashboard).
+
+HTTP request metrics (rate, errors, latency by route template and status) come from
+prometheus-fastapi-instrumentator (:func:`instrument_http`), whose handler label is the route
+template, never the raw path, which can hold a data subject's id. ``_created`` series are off.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import metrics as http_metrics
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series are noise
 
 MAX_AGENT_LABELS = 200  # agents beyond this many share the label "other"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -21,8 +32,8 @@ class Metrics:
         r = self.registry
         self.decisions = Counter(
             "decisiontrail_decisions_ingested_total",
-            "Decisions recorded, by tenant, agent and kind.",
-            ["tenant", "agent", "kind"],
+            "Decisions recorded, by agent and kind.",
+            ["agent", "kind"],
             registry=r,
         )
         self.ingest_latency = Histogram(
@@ -56,8 +67,7 @@ class Metrics:
         )
         self.checkpoint_age = Gauge(
             "decisiontrail_checkpoint_age_seconds",
-            "Seconds since the newest signed checkpoint, by tenant.",
-            ["tenant"],
+            "Seconds since the newest signed checkpoint of the tenant whose is oldest.",
             registry=r,
         )
 
@@ -80,6 +90,27 @@ class Metrics:
 
     def refresh(self) -> None:
         """Bring time-based gauges up to date (called on every scrape)."""
-        now = time.time()
-        for tenant, issued in self._checkpoints.items():
-            self.checkpoint_age.labels(tenant).set(now - issued)
+        if self._checkpoints:
+            self.checkpoint_age.set(time.time() - min(self._checkpoints.values()))
+
+
+def instrument_http(app: FastAPI) -> CollectorRegistry:
+    """Count and time every request by route template, method and status; the registry."""
+    registry = CollectorRegistry()
+    instrumentator = Instrumentator(
+        should_group_status_codes=False,
+        should_group_untemplated=True,  # an unknown path counts as handler "none"
+        excluded_handlers=["/metrics"],
+        registry=registry,
+    )
+    instrumentator.add(
+        http_metrics.requests(metric_namespace="decisiontrail", registry=registry),
+        http_metrics.latency(
+            metric_namespace="decisiontrail",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+            should_exclude_streaming_duration=True,
+        ),
+    )
+    instrumentator.instrument(app, metric_namespace="decisiontrail")
+    return registry

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from decisiontrail.deps import StateDep
+from decisiontrail.deps import MetricsKey, StateDep
 
 router = APIRouter(tags=["health"])
 
@@ -39,6 +39,9 @@ async def readyz(state: StateDep, response: Response) -> dict[str, Any]:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(state: StateDep) -> Response:
+async def metrics(request: Request, key: MetricsKey, state: StateDep) -> Response:
+    """Prometheus text, for a key with the ``metrics`` scope (Prometheus sends it with
+    ``authorization: {credentials: …}``): the service's own metrics and its HTTP metrics."""
     state.metrics.refresh()
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    body = generate_latest(state.metrics.registry) + generate_latest(request.app.state.http_metrics)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
