@@ -292,6 +292,7 @@ async def decision_provenance(
             "log_index": receipt.log_index,
             "tree_size": checkpoint.size,
             "root": base64.b64encode(checkpoint.root).decode(),
+            "root_hex": checkpoint.root.hex(),  # as people read roots everywhere
             "proof": [base64.b64encode(h).decode() for h in proof],
             "checkpoint": checkpoint.note,
         },

@@ -151,6 +151,7 @@ async def inclusion_proof(decision_id: str, key: ReadKey, state: StateDep) -> di
         "log_index": index,
         "tree_size": checkpoint.size,
         "root": base64.b64encode(checkpoint.root).decode(),
+        "root_hex": checkpoint.root.hex(),
         "proof": [base64.b64encode(h).decode() for h in proof],
         "checkpoint": checkpoint.note,
     }

@@ -27,7 +27,7 @@ async def latest_checkpoint(key: ReadKey, state: StateDep) -> dict[str, Any]:
     """A signed C2SP checkpoint of the tenant's log as it is now (issued on demand)."""
     checkpoint = await state.ledger.checkpoint(key.tenant)
     return {"origin": checkpoint.origin, "size": checkpoint.size, "root": _b64(checkpoint.root),
-            "note": checkpoint.note}  # fmt: skip
+            "root_hex": checkpoint.root.hex(), "note": checkpoint.note}  # fmt: skip
 
 
 @router.get("/v1/checkpoints/{size}")
@@ -37,7 +37,8 @@ async def checkpoint_by_size(size: int, key: ReadKey, state: StateDep) -> dict[s
     if note is None:
         raise NotFound(f"no checkpoint was issued at size {size}")
     opened = open_checkpoint(note, state.keyring.trust)
-    return {"origin": opened.origin, "size": opened.size, "root": _b64(opened.root), "note": note}
+    return {"origin": opened.origin, "size": opened.size, "root": _b64(opened.root),
+            "root_hex": opened.root.hex(), "note": note}  # fmt: skip
 
 
 @router.get("/v1/proofs/consistency")
@@ -51,12 +52,13 @@ async def consistency(
     if to_size is not None and from_size > to_size:
         raise Unprocessable(f"from ({from_size}) must not be larger than to ({to_size})")
     try:
-        size, proof = await state.ledger.consistency_proof(key.tenant, from_size, to_size)
-        _, old_root = await state.ledger.tree_root(key.tenant, from_size)
-        _, new_root = await state.ledger.tree_root(key.tenant, size)
+        size, old_root, new_root, proof = await integrity.consistency(
+            ledger=state.ledger, tenant=key.tenant, from_size=from_size, to_size=to_size
+        )
     except (LedgerError, ValueError, merkle.MerkleError) as exc:  # sizes the log does not have
         raise Unprocessable(str(exc)) from None
     return {"from": from_size, "to": size, "from_root": _b64(old_root), "to_root": _b64(new_root),
+            "from_root_hex": old_root.hex(), "to_root_hex": new_root.hex(),
             "proof": [_b64(h) for h in proof]}  # fmt: skip
 
 
