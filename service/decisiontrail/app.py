@@ -186,6 +186,7 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
     app.include_router(decisions.router)
     app.include_router(integrity.router)
     app.include_router(subjects.router)
+    app.include_router(subjects.holds_router)
     app.include_router(reports.router)
     app.include_router(trust.router)
     install_console(app)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from decisiontrail import bundle, compliance, integrity, reports
+from decisiontrail import bundle, compliance, erasure, integrity, reports
 from decisiontrail.apikeys import Scope
 from decisiontrail.config import Settings
 from decisiontrail.records import format_time
@@ -28,7 +28,9 @@ app = typer.Typer(help="DecisionTrail: a tamper-evident audit trail for AI agent
 keys_app = typer.Typer(help="API keys (stored hashed).")
 signing_app = typer.Typer(help="Ed25519 signing keys.")
 app.add_typer(keys_app, name="keys")
+holds_app = typer.Typer(help="Legal holds on data subjects.")
 app.add_typer(signing_app, name="signing-keys")
+app.add_typer(holds_app, name="legal-holds")
 console = Console()
 errors = Console(stderr=True)
 T = TypeVar("T")
@@ -161,6 +163,24 @@ def keys_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
         table.add_row(view["key_id"], view["tenant"], view["label"], ", ".join(view["scopes"]),
                       view["created_at"], str(view["expires_at"] or "—"),
                       str(view["revoked_at"] or "—"))  # fmt: skip
+    console.print(table)
+
+
+@holds_app.command("list")
+def legal_holds_list(
+    tenant: Annotated[str, typer.Option(help="the tenant whose holds to list")],
+) -> None:
+    """List the legal holds in force, by the data subject's random key (never their id)."""
+
+    async def work(state: ServiceState) -> list[dict[str, str]]:
+        return await erasure.legal_holds(ledger=state.ledger, tenant=tenant)
+
+    holds = _run(work)
+    table = Table(title=f"legal holds in {tenant}: {len(holds)}")
+    table.add_column("subject key", no_wrap=True)
+    table.add_column("placed at", no_wrap=True)
+    for hold in holds:
+        table.add_row(hold["subject_key"], hold["placed_at"])
     console.print(table)
 
 

@@ -9,8 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from decisiontrail.canonical import canonical_json
-from decisiontrail.errors import LegalHold
-from decisiontrail.ledger import Ledger, PreparedDecision
+from decisiontrail.errors import LegalHold, NotFound
+from decisiontrail.ledger import (
+    HOLD_PLACED_TYPE,
+    HOLD_RELEASED_TYPE,
+    Ledger,
+    PreparedDecision,
+)
 from decisiontrail.metrics import Metrics
 from decisiontrail.records import format_time
 from decisiontrail.signing import RECEIPT_DOMAIN, Keyring
@@ -26,6 +31,9 @@ async def erase_subject(
     if await ledger.legal_hold(tenant, subject_id):
         raise LegalHold("a legal hold is placed on this data subject; release it first")
     decision_ids, erased = await ledger.erase_subject(tenant, subject_id)
+    if not decision_ids and not erased:
+        # Nothing was stored about them: no erasure to record, sign or count.
+        raise NotFound("no personal data about this data subject is stored; nothing was erased")
     erased_at = datetime.now(UTC)
     record = await ledger.record(
         tenant,
@@ -53,3 +61,27 @@ async def erase_subject(
     key_id, signature = keyring.sign(RECEIPT_DOMAIN, digest)
     metrics.erasures.inc()
     return {**receipt, "key_id": key_id, "signature": base64.b64encode(signature).decode()}
+
+
+async def legal_holds(*, ledger: Ledger, tenant: str) -> list[dict[str, str]]:
+    """The legal holds in force in the tenant, oldest first. A hold is named by the data
+    subject's random key, never by the person's id (which only an erasable event maps to it),
+    with when it was placed."""
+    query = (
+        f"STREAM e FROM events WHERE e.type IN ('{HOLD_PLACED_TYPE}', '{HOLD_RELEASED_TYPE}') "
+        "AND e.subject UNDER '/data-subjects'"
+    )
+    latest: dict[str, dict[str, Any]] = {}
+    for event in await ledger.genesis.q(query):
+        latest[str(event["subject"])] = event  # events come in commit order
+    holds = []
+    for subject, event in latest.items():
+        key, _, rest = subject.removeprefix("/data-subjects/").partition("/")
+        if event["type"] != HOLD_PLACED_TYPE or f"/{rest}" != _hold_suffix(tenant):
+            continue
+        holds.append({"subject_key": key, "placed_at": str(event["data"].get("at", ""))})
+    return sorted(holds, key=lambda hold: hold["placed_at"])
+
+
+def _hold_suffix(tenant: str) -> str:
+    return Ledger.subject_path(tenant, "").removeprefix("/data-subjects/") + "/hold"

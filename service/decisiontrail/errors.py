@@ -149,13 +149,21 @@ def _document_problems(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _instance(request: Request) -> str:
+    """The route template the request matched (``/v1/data-subjects/{subject_id}``), not its
+    path: a path can hold a data subject's id, which no error message may carry."""
+    route = request.scope.get("route")
+    template = getattr(route, "path", None)
+    return template if isinstance(template, str) else request.url.path
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     _document_problems(app)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         return problem(
-            exc.status, exc.code, exc.title, exc.detail, instance=request.url.path,
+            exc.status, exc.code, exc.title, exc.detail, instance=_instance(request),
             headers=exc.headers, **exc.extra,
         )  # fmt: skip
 
@@ -163,7 +171,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return problem(
             422, "validation_error", "The request is not valid",
-            "see errors for the fields that are wrong", instance=request.url.path,
+            "see errors for the fields that are wrong", instance=_instance(request),
             errors=_validation_errors(exc),
         )  # fmt: skip
 
@@ -171,7 +179,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem(
-            exc.status_code, code, str(exc.detail), str(exc.detail), instance=request.url.path,
+            exc.status_code, code, str(exc.detail), str(exc.detail), instance=_instance(request),
             headers=dict(exc.headers or {}),
         )  # fmt: skip
 
@@ -180,5 +188,5 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.exception("unexpected error", extra={"path": request.url.path})
         return problem(
             500, "internal_error", "Internal error", "an unexpected error occurred",
-            instance=request.url.path,
+            instance=_instance(request),
         )  # fmt: skip

@@ -162,3 +162,28 @@ async def test_verify_needs_no_body_and_no_content_type(service: Service) -> Non
     bad = await service.client.post("/v1/verify", content=b"[1]", headers=headers)
     assert bad.status_code == 422
     assert (await service.client.post("/v1/verify", content=b"[1]")).status_code == 401
+
+
+async def test_personal_true_without_read_personal_is_refused(service: Service) -> None:
+    receipt = await service.record(await service.key("acme"))
+    reader = await service.key("acme", Scope.READ)
+    for path in ("", "/provenance"):
+        url = f"/v1/decisions/{receipt['id']}{path}"
+        refused = await service.client.get(f"{url}?personal=true", headers=reader)
+        assert refused.status_code == 403 and "read-personal" in refused.json()["detail"]
+        assert (await service.client.get(url, headers=reader)).status_code == 200
+
+
+async def test_erasing_an_unknown_subject_is_no_erasure(service: Service) -> None:
+    headers = await service.key("acme")
+    await service.record(headers)
+    response = await service.client.delete("/v1/data-subjects/nobody-we-know", headers=headers)
+    assert response.status_code == 404
+    assert "nobody-we-know" not in response.text
+    report = (await service.client.get("/v1/reports/compliance", headers=headers)).json()
+    assert report["report"]["erasures"] == []
+    assert report["report"]["extra"]["log_size"] == 1  # no erasure record was written
+    erased = await service.client.delete("/v1/data-subjects/customer-17", headers=headers)
+    assert erased.status_code == 200
+    report = (await service.client.get("/v1/reports/compliance", headers=headers)).json()
+    assert len(report["report"]["erasures"]) == 1

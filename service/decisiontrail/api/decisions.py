@@ -8,9 +8,9 @@ from fastapi import APIRouter, Header, Query
 from sse_starlette.sse import EventSourceResponse
 
 from decisiontrail import decisions
-from decisiontrail.apikeys import Scope
+from decisiontrail.apikeys import ApiKey, Scope
 from decisiontrail.deps import IngestKey, ReadKey, StateDep
-from decisiontrail.errors import Unprocessable
+from decisiontrail.errors import Forbidden, Unprocessable
 from decisiontrail.models import DecisionCreate, DecisionKind
 from decisiontrail.provenance import ListFilter
 
@@ -21,6 +21,15 @@ Name = Annotated[str | None, Query(min_length=1, max_length=200)]
 AsOf = Annotated[
     datetime | None, Query(description="time travel: the trail as it was at this time")
 ]
+
+
+def _personal_allowed(key: ApiKey, personal: bool) -> bool:
+    """``personal=true`` from a key that may not read personal values is refused, not
+    silently answered with commitments."""
+    if personal and not key.allows(Scope.READ_PERSONAL):
+        raise Forbidden("personal=true needs the 'read-personal' scope (without it, leave it "
+                        "out: personal values then stay commitments)")  # fmt: skip
+    return personal
 
 
 @router.post("", status_code=201)
@@ -118,7 +127,7 @@ async def get_one(
     """A decision's sealed record; personal values only for keys allowed to read them."""
     return await decisions.get_decision(
         ledger=state.ledger, tenant=key.tenant, decision_id=decision_id,
-        with_personal=personal and key.allows(Scope.READ_PERSONAL), as_of=as_of,
+        with_personal=_personal_allowed(key, personal), as_of=as_of,
     )  # fmt: skip
 
 
@@ -133,7 +142,7 @@ async def provenance(
     inclusion proof against a fresh signed checkpoint."""
     return await decisions.decision_provenance(
         ledger=state.ledger, tenant=key.tenant, decision_id=decision_id,
-        with_personal=personal and key.allows(Scope.READ_PERSONAL),
+        with_personal=_personal_allowed(key, personal),
     )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, Field
 
 from decisiontrail import erasure
 from decisiontrail.apikeys import ApiKey, Scope
@@ -35,3 +36,22 @@ async def place_hold(subject_id: SubjectId, key: EraseKey, state: StateDep) -> d
 async def release_hold(subject_id: SubjectId, key: EraseKey, state: StateDep) -> dict[str, bool]:
     await state.ledger.set_legal_hold(key.tenant, subject_id, placed=False)
     return {"legal_hold": False}
+
+
+holds_router = APIRouter(prefix="/v1/legal-holds", tags=["data subjects"])
+
+
+class HeldSubject(BaseModel):
+    subject_key: str = Field(description="the data subject's random key (never their id)")
+    placed_at: str = Field(description="RFC 3339")
+
+
+class LegalHolds(BaseModel):
+    data: list[HeldSubject]
+
+
+@holds_router.get("", response_model=LegalHolds)
+async def list_holds(key: EraseKey, state: StateDep) -> LegalHolds:
+    """The legal holds in force in the tenant."""
+    holds = await erasure.legal_holds(ledger=state.ledger, tenant=key.tenant)
+    return LegalHolds(data=[HeldSubject(**hold) for hold in holds])
