@@ -1,5 +1,6 @@
 """The auditor console in a real browser: Debian's Chromium driven by Playwright, against a real
-server process. Screenshots of each page go to docs/screenshots/ (the README shows them)."""
+server process. Each test screenshots its page into a scratch folder; with
+``DECISIONTRAIL_SCREENSHOT_DIR=docs/screenshots`` they refresh the ones the README shows."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.service import rawdb
 from tests.service.server_process import ServerProcess, make_server
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -109,13 +111,22 @@ def sign_in(page: Page, key: str) -> None:
     page.wait_for_url("**/console")
 
 
-def shoot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    chosen = os.environ.get("DECISIONTRAIL_SCREENSHOT_DIR")
+    folder = ROOT / chosen if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shoot(page: Page, folder: Path, name: str) -> None:
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    assert path.read_bytes().startswith(b"\x89PNG")
 
 
 def test_sign_in_sets_a_strict_http_only_session_cookie(
-    page: Page, server: ServerProcess, auditor_key: str
+    page: Page, auditor_key: str, screenshots: Path
 ) -> None:
     sign_in(page, auditor_key)
     cookies = page.context.cookies()
@@ -125,7 +136,7 @@ def test_sign_in_sets_a_strict_http_only_session_cookie(
     assert auditor_key not in cookie["value"]
     assert page.get_by_role("heading", name="Overview").is_visible()
     assert "support-bot" in page.content()
-    shoot(page, "console-overview")
+    shoot(page, screenshots, "console-overview")
 
 
 def test_a_wrong_key_is_refused(page: Page) -> None:
@@ -138,7 +149,7 @@ def test_a_wrong_key_is_refused(page: Page) -> None:
 
 
 def test_search_and_open_a_decision_whose_proof_verifies_in_the_browser(
-    page: Page, auditor_key: str
+    page: Page, auditor_key: str, screenshots: Path
 ) -> None:
     sign_in(page, auditor_key)
     page.get_by_role("navigation").get_by_role("link", name="Decisions").click()
@@ -149,7 +160,7 @@ def test_search_and_open_a_decision_whose_proof_verifies_in_the_browser(
     assert rows.count() == 1
     assert "refund" in rows.first.inner_text()
     assert "customer-17" not in page.url
-    shoot(page, "console-decisions")
+    shoot(page, screenshots, "console-decisions")
     rows.first.get_by_role("link").click()
     result = page.locator("#proof-result")
     result.and_(page.locator("[data-state=ok]")).wait_for(timeout=15_000)
@@ -160,7 +171,7 @@ def test_search_and_open_a_decision_whose_proof_verifies_in_the_browser(
     assert "Alice" not in text and "customer-17" not in text  # personal values stay committed
     assert "lookup_order" in text  # the child run in the run tree
     assert "approve" in text  # the human review
-    shoot(page, "console-decision")
+    shoot(page, screenshots, "console-decision")
 
 
 def test_paging_goes_to_older_decisions(page: Page, auditor_key: str) -> None:
@@ -174,7 +185,9 @@ def test_paging_goes_to_older_decisions(page: Page, auditor_key: str) -> None:
     assert not set(first) & set(second)
 
 
-def test_a_verification_runs_from_the_integrity_page(page: Page, auditor_key: str) -> None:
+def test_a_verification_runs_from_the_integrity_page(
+    page: Page, auditor_key: str, screenshots: Path
+) -> None:
     sign_in(page, auditor_key)
     page.get_by_role("navigation").get_by_role("link", name="Integrity").click()
     page.get_by_role("button", name="Run a verification").click()
@@ -183,14 +196,16 @@ def test_a_verification_runs_from_the_integrity_page(page: Page, auditor_key: st
     page.get_by_label("From size").fill("3")
     page.get_by_role("button", name="Check consistency").click()
     assert "extends the tree at size 3" in page.locator("#consistency-result").inner_text()
-    shoot(page, "console-integrity")
+    shoot(page, screenshots, "console-integrity")
 
 
-def test_the_compliance_report_is_shown_and_downloads(page: Page, auditor_key: str) -> None:
+def test_the_compliance_report_is_shown_and_downloads(
+    page: Page, auditor_key: str, screenshots: Path
+) -> None:
     sign_in(page, auditor_key)
     page.get_by_role("navigation").get_by_role("link", name="Compliance").click()
     assert page.locator("#report-total").inner_text() == "35"
-    shoot(page, "console-compliance")
+    shoot(page, screenshots, "console-compliance")
     with page.expect_download() as info:
         page.locator("#download-json").click()
     download = info.value
@@ -200,6 +215,42 @@ def test_the_compliance_report_is_shown_and_downloads(page: Page, auditor_key: s
     with page.expect_download() as info:
         page.locator("#download-csv").click()
     assert "total_decisions" in Path(info.value.path()).read_text(encoding="utf-8-sig")
+
+
+def test_new_decisions_arrive_live(page: Page, server: ServerProcess) -> None:
+    """In a tenant of its own, so the other tests' counts hold in any order."""
+    sign_in(page, create_key(server, "read", tenant="live"))
+    page.goto("/console/decisions")
+    assert page.locator("#decision-rows tr.empty").count() == 1  # nothing yet
+    ingest = create_key(server, "ingest", tenant="live")
+    decision = {"agent": "live-bot", "action": "arrived", "kind": "llm_call"}
+    headers = {"Authorization": f"Bearer {ingest}"}
+    # The stream starts when the page has opened it; a decision is recorded until one shows.
+    new_rows = page.locator("#decision-rows tr.new")
+    for _ in range(20):
+        assert httpx.post(f"{server.url}/v1/decisions", json=decision, headers=headers).is_success
+        try:
+            new_rows.first.wait_for(timeout=1_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    assert "arrived" in new_rows.first.inner_text()
+    assert "new decision" in page.locator("#live-status").inner_text()
+    assert page.locator("#decision-rows tr.empty").count() == 0
+
+
+def test_pages_read_with_javascript_off(
+    browser: Browser, server: ServerProcess, auditor_key: str
+) -> None:
+    context = browser.new_context(base_url=server.url, java_script_enabled=False)
+    page = context.new_page()
+    sign_in(page, auditor_key)
+    page.goto("/console/decisions")
+    link = page.locator("#decision-rows tr a").first
+    link.click()
+    assert "needs JavaScript" in page.locator("#proof-result").inner_text()
+    assert '"hash"' in page.locator("pre.record").inner_text()
+    context.close()
 
 
 def test_a_read_key_cannot_run_a_verification(
@@ -212,7 +263,9 @@ def test_a_read_key_cannot_run_a_verification(
     assert response is not None and response.status == 403
 
 
-def test_a_tampered_record_fails_the_browser_check(browser: Browser, tmp_path: Path) -> None:
+def test_a_tampered_record_fails_the_browser_check(
+    browser: Browser, tmp_path: Path, screenshots: Path
+) -> None:
     """A decision changed in the database file, as someone with file access would."""
     server = make_server(tmp_path)
     server.start()
@@ -239,7 +292,7 @@ def test_a_tampered_record_fails_the_browser_check(browser: Browser, tmp_path: P
         result = page.locator("#proof-result")
         result.and_(page.locator("[data-state=failed]")).wait_for(timeout=15_000)
         assert "does not match its hash" in result.inner_text()
-        shoot(page, "console-tampered")
+        shoot(page, screenshots, "console-tampered")
         page.goto(f"/console/decisions/{ids[0]}")
         page.locator("#proof-result[data-state=ok]").wait_for(timeout=15_000)
         context.close()
