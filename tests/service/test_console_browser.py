@@ -155,7 +155,8 @@ def test_search_and_open_a_decision_whose_proof_verifies_in_the_browser(
     page.get_by_role("navigation").get_by_role("link", name="Decisions").click()
     page.get_by_label("Agent").fill("support-bot")
     page.get_by_label("Kind").select_option("llm_call")
-    page.get_by_role("button", name="Search").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search").click()
     rows = page.locator("#decision-rows tr")
     assert rows.count() == 1
     assert "refund" in rows.first.inner_text()
@@ -179,7 +180,8 @@ def test_paging_goes_to_older_decisions(page: Page, auditor_key: str) -> None:
     page.goto("/console/decisions")
     first = page.locator("#decision-rows tr").all_inner_texts()
     assert len(first) == 25
-    page.get_by_role("button", name="Older decisions").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Older decisions").click()
     second = page.locator("#decision-rows tr").all_inner_texts()
     assert len(second) == 35 - 25
     assert not set(first) & set(second)
@@ -190,7 +192,8 @@ def test_a_verification_runs_from_the_integrity_page(
 ) -> None:
     sign_in(page, auditor_key)
     page.get_by_role("navigation").get_by_role("link", name="Integrity").click()
-    page.get_by_role("button", name="Run a verification").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Run a verification").click()
     result = page.locator("#verification-result")
     assert "The whole trail verifies" in result.inner_text()
     page.get_by_label("From size").fill("3")
