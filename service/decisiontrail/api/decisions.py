@@ -8,6 +8,15 @@ from fastapi import APIRouter, Header, Query
 from sse_starlette.sse import EventSourceResponse
 
 from decisiontrail import decisions
+from decisiontrail.api.schemas import (
+    BatchReceipt,
+    Decision,
+    DecisionPage,
+    DecisionReceipt,
+    InclusionProof,
+    Provenance,
+    documented,
+)
 from decisiontrail.apikeys import ApiKey, Scope
 from decisiontrail.deps import IngestKey, ReadKey, StateDep
 from decisiontrail.errors import Forbidden, Unprocessable
@@ -32,7 +41,7 @@ def _personal_allowed(key: ApiKey, personal: bool) -> bool:
     return personal
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, **documented(DecisionReceipt, 201))
 async def record_one(
     decision: DecisionCreate,
     key: IngestKey,
@@ -47,7 +56,7 @@ async def record_one(
     return receipts[0].to_json()
 
 
-@router.post("/batch", status_code=201)
+@router.post("/batch", status_code=201, **documented(BatchReceipt, 201))
 async def record_batch(
     batch: list[DecisionCreate],
     key: IngestKey,
@@ -66,7 +75,7 @@ async def record_batch(
     return {"data": [r.to_json() for r in receipts], "count": len(receipts)}
 
 
-@router.get("")
+@router.get("", **documented(DecisionPage))
 async def list_decisions(
     key: ReadKey,
     state: StateDep,
@@ -116,7 +125,7 @@ async def stream(
     return EventSourceResponse(events, ping=15)
 
 
-@router.get("/{decision_id}")
+@router.get("/{decision_id}", **documented(Decision))
 async def get_one(
     decision_id: str,
     key: ReadKey,
@@ -131,7 +140,7 @@ async def get_one(
     )  # fmt: skip
 
 
-@router.get("/{decision_id}/provenance")
+@router.get("/{decision_id}/provenance", **documented(Provenance))
 async def provenance(
     decision_id: str,
     key: ReadKey,
@@ -146,7 +155,7 @@ async def provenance(
     )  # fmt: skip
 
 
-@router.get("/{decision_id}/proof")
+@router.get("/{decision_id}/proof", **documented(InclusionProof))
 async def inclusion_proof(decision_id: str, key: ReadKey, state: StateDep) -> dict[str, Any]:
     """An inclusion proof of the decision against the newest signed checkpoint."""
     found = await decisions.get_decision(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from decisiontrail import integrity
+from decisiontrail.api.schemas import Checkpoint, Consistency, Verification, documented
 from decisiontrail.deps import AuditKey, ReadKey, StateDep
 from decisiontrail.errors import NotFound, Unprocessable
 from decisiontrail.ledger import LedgerError
@@ -22,7 +23,7 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-@router.get("/v1/checkpoints/latest")
+@router.get("/v1/checkpoints/latest", **documented(Checkpoint))
 async def latest_checkpoint(key: ReadKey, state: StateDep) -> dict[str, Any]:
     """A signed C2SP checkpoint of the tenant's log as it is now (issued on demand)."""
     checkpoint = await state.ledger.checkpoint(key.tenant)
@@ -30,7 +31,7 @@ async def latest_checkpoint(key: ReadKey, state: StateDep) -> dict[str, Any]:
             "root_hex": checkpoint.root.hex(), "note": checkpoint.note}  # fmt: skip
 
 
-@router.get("/v1/checkpoints/{size}")
+@router.get("/v1/checkpoints/{size}", **documented(Checkpoint))
 async def checkpoint_by_size(size: int, key: ReadKey, state: StateDep) -> dict[str, Any]:
     """The signed checkpoint issued at ``size``, if one was."""
     note = await state.ledger.stored_checkpoint(key.tenant, size)
@@ -41,7 +42,7 @@ async def checkpoint_by_size(size: int, key: ReadKey, state: StateDep) -> dict[s
             "root_hex": opened.root.hex(), "note": note}  # fmt: skip
 
 
-@router.get("/v1/proofs/consistency")
+@router.get("/v1/proofs/consistency", **documented(Consistency))
 async def consistency(
     key: ReadKey,
     state: StateDep,
@@ -85,6 +86,7 @@ async def verify_request(request: Request) -> VerifyRequest:
 
 @router.post(
     "/v1/verify",
+    **documented(Verification),
     openapi_extra={
         "requestBody": {
             "required": False,

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 
 from decisiontrail import compliance, reports
+from decisiontrail.api.schemas import SignedReport
 from decisiontrail.deps import AuditKey, StateDep
 from decisiontrail.errors import Unprocessable
 
@@ -18,7 +19,12 @@ _RENDERED = {"schema": {"type": "string"}}
 @router.get(
     "/compliance",
     response_model=None,
-    responses={200: {"content": {"text/csv": _RENDERED, "text/html": _RENDERED}}},
+    responses={
+        200: {
+            "model": SignedReport,
+            "content": {"text/csv": _RENDERED, "text/html": _RENDERED},
+        }
+    },
 )
 async def compliance_report(
     key: AuditKey,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from decisiontrail import erasure
+from decisiontrail.api.schemas import ErasureReceipt, LegalHoldState, documented
 from decisiontrail.apikeys import ApiKey, Scope
 from decisiontrail.deps import StateDep, require
 
@@ -16,7 +17,7 @@ EraseKey = Annotated[ApiKey, Depends(require(Scope.ERASE))]
 SubjectId = Annotated[str, Path(min_length=1, max_length=200)]
 
 
-@router.delete("/{subject_id}")
+@router.delete("/{subject_id}", **documented(ErasureReceipt))
 async def erase(subject_id: SubjectId, key: EraseKey, state: StateDep) -> dict[str, Any]:
     """Erase every personal value about the data subject; returns a signed receipt."""
     return await erasure.erase_subject(
@@ -25,14 +26,14 @@ async def erase(subject_id: SubjectId, key: EraseKey, state: StateDep) -> dict[s
     )  # fmt: skip
 
 
-@router.put("/{subject_id}/legal-hold")
+@router.put("/{subject_id}/legal-hold", **documented(LegalHoldState))
 async def place_hold(subject_id: SubjectId, key: EraseKey, state: StateDep) -> dict[str, bool]:
     """Refuse erasure of this subject until the hold is released."""
     await state.ledger.set_legal_hold(key.tenant, subject_id, placed=True)
     return {"legal_hold": True}
 
 
-@router.delete("/{subject_id}/legal-hold")
+@router.delete("/{subject_id}/legal-hold", **documented(LegalHoldState))
 async def release_hold(subject_id: SubjectId, key: EraseKey, state: StateDep) -> dict[str, bool]:
     await state.ledger.set_legal_hold(key.tenant, subject_id, placed=False)
     return {"legal_hold": False}
