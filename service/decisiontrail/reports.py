@@ -1,10 +1,12 @@
 """Render a :class:`ComplianceReport` as JSON, CSV or a self-contained HTML page.
 
 The JSON form is canonical (it is what gets signed); CSV is for spreadsheets; HTML is for a
-compliance officer to read and print. Labels (agent, model and action names) come from clients,
-so every dynamic string is escaped for its target: ``html.escape`` for HTML and SVG, a leading
-``'`` against formula injection for CSV. Rendering is pure and deterministic: the same report
-always renders to the same bytes.
+compliance officer to read and print. The HTML page is the Jinja2 template
+``console/templates/report.html`` (the console's environment, autoescape on), with its CSS
+inlined. Labels (agent, model and action names) come from clients, so every dynamic string is
+escaped for its target: its control characters made visible, then ``html.escape`` for HTML and
+SVG (the template's ``text`` filter); a leading ``'`` against formula injection for CSV.
+Rendering is pure and deterministic: the same report always renders to the same bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from decisiontrail.report_model import CheckpointSummary, ComplianceReport, Count
+from markupsafe import Markup
+
+from decisiontrail.console.rendering import TEMPLATES, environment
+from decisiontrail.report_model import ComplianceReport, Count
 
 __all__ = ["render_csv", "render_html", "render_json"]
 
@@ -201,7 +206,8 @@ def _scalar_text(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# HTML: escaping and small building blocks
+# HTML: the page is the template report.html (shared with the console's Jinja2 environment,
+# autoescape on); this part escapes client strings and lays out the charts.
 
 
 def _visible(text: str) -> str:
@@ -216,97 +222,50 @@ def _control_picture(match: re.Match[str]) -> str:
     return "\u2421" if code == 0x7F else "\ufffd"
 
 
-def _e(text: str) -> str:
-    """Escape one dynamic string for HTML text or a quoted attribute (SVG included)."""
-    return html.escape(_visible(text), quote=True)
+def _e(text: str) -> Markup:
+    """One dynamic string for HTML text or a quoted attribute (SVG included)."""
+    return Markup(html.escape(_visible(text), quote=True))
 
 
-def _e_lines(text: str) -> str:
+def _e_lines(text: str) -> Markup:
     """Like :func:`_e`, but keeps line breaks (for ``<pre>``)."""
-    return "\n".join(_e(line) for line in text.split("\n"))
+    return Markup("\n".join(_e(line) for line in text.split("\n")))
 
 
-def _bdi(text: str) -> str:
-    """A client-supplied string inline in a sentence, isolated from its bidi context."""
-    return f"<bdi>{_e(text)}</bdi>"
-
-
-def _display_time(value: str) -> str:
+def _display_time(value: str) -> Markup:
     """An RFC 3339 time as ``<time>``, shown in UTC when it parses, verbatim otherwise."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        return f"<bdi>{_e(value)}</bdi>"
+        return Markup(f"<bdi>{_e(value)}</bdi>")
     if moment.tzinfo is None:
-        return f'<time datetime="{_e(value)}">{_e(value)}</time>'
+        return Markup(f'<time datetime="{_e(value)}">{_e(value)}</time>')
     shown = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f'<time datetime="{_e(value)}">{_e(shown)}</time>'
+    return Markup(f'<time datetime="{_e(value)}">{_e(shown)}</time>')
 
 
-def _hash(value: str) -> str:
-    return f'<code class="hash">{_e(value)}</code>'
-
-
-def _section(section_id: str, title: str, *parts: str) -> str:
-    inner = "\n".join(parts)
-    return (
-        f'<section id="{section_id}" aria-labelledby="{section_id}-h">\n'
-        f'<h2 id="{section_id}-h">{_e(title)}</h2>\n{inner}\n</section>'
-    )
-
-
-def _facts(pairs: Iterable[tuple[str, str]]) -> str:
-    """A definition list; values are HTML fragments that are already escaped."""
-    items = "".join(f"<dt>{_e(term)}</dt><dd>{value}</dd>" for term, value in pairs)
-    return f'<dl class="facts">{items}</dl>'
-
-
-def _status(ok: bool, good: str, bad: str) -> str:
-    css, text = ("ok", f"✓ {good}") if ok else ("bad", f"✗ {bad}")
-    return f'<strong class="status {css}">{_e(text)}</strong>'
+def _hash(value: str) -> Markup:
+    return Markup(f'<code class="hash">{_e(value)}</code>')
 
 
 @dataclass(frozen=True)
 class _Table:
     caption: str
     headers: Sequence[str]
-    rows: Sequence[Sequence[str]]  # escaped HTML fragments; the first cell is the row header
+    rows: Sequence[Sequence[Markup]]  # escaped fragments; the first cell is the row header
     empty: str
     numeric_from: int = 1  # columns from this index on are right-aligned numbers
-    footer: Sequence[str] = ()
-
-    def html(self) -> str:
-        return (
-            f"<table>\n<caption>{_e(self.caption)}</caption>\n"
-            f"<thead><tr>{self._header_cells()}</tr></thead>\n"
-            f"<tbody>\n{self._body()}\n</tbody>{self._foot()}\n</table>"
-        )
-
-    def _header_cells(self) -> str:
-        return "".join(
-            f'<th scope="col"{self._numeric(i)}>{_e(h)}</th>' for i, h in enumerate(self.headers)
-        )
-
-    def _body(self) -> str:
-        if not self.rows:
-            span = len(self.headers)
-            return f'<tr><td colspan="{span}" class="empty">{_e(self.empty)}</td></tr>'
-        return "\n".join(self._row(row) for row in self.rows)
-
-    def _foot(self) -> str:
-        return f"\n<tfoot>{self._row(self.footer)}</tfoot>" if self.footer else ""
-
-    def _row(self, cells: Sequence[str]) -> str:
-        first, *rest = cells
-        tail = "".join(f"<td{self._numeric(i)}>{cell}</td>" for i, cell in enumerate(rest, start=1))
-        return f'<tr><th scope="row">{first}</th>{tail}</tr>'
-
-    def _numeric(self, column: int) -> str:
-        return ' class="num"' if column >= self.numeric_from else ""
+    footer: Sequence[Markup] = ()
 
 
-# ---------------------------------------------------------------------------------------------
-# HTML: charts (inline SVG)
+@dataclass(frozen=True)
+class _Card:
+    label: str
+    value: str
+    detail: str
+    css: str = ""
+    bdi: bool = False
+
 
 _CHART_WIDTH = 760
 _LABEL_WIDTH = 220
@@ -315,6 +274,10 @@ _BAR_MAX = 400
 _ROW_HEIGHT = 26
 _BAR_HEIGHT = 18
 _LABEL_CHARS = 28
+_COLUMN_TOP = 24
+_COLUMN_BASE = 210
+_COLUMN_LEFT = 30
+_COLUMN_AREA = 700
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -327,198 +290,80 @@ def _scaled(value: int, largest: int, full: float) -> float:
     return max(1.0, round(value / largest * full, 1))
 
 
-def _svg_open(chart_id: str, title: str, height: int, description: str) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_CHART_WIDTH} {height}" '
-        f'width="100%" role="img" aria-labelledby="{chart_id}-title {chart_id}-desc">\n'
-        f'<title id="{chart_id}-title">{_e(title)}</title>\n'
-        f'<desc id="{chart_id}-desc">{_e(description)}</desc>'
-    )
+def _chart(breakdown: _Breakdown, total: int) -> dict[str, Any]:
+    chart: dict[str, Any] = {"id": f"chart-{breakdown.key}", "title": breakdown.title}
+    if not breakdown.counts:
+        return chart | {"kind": "none"}
+    if breakdown.ranked:
+        return chart | _bars(_ranked(breakdown.counts), total)
+    return chart | _columns(breakdown.counts, total)
 
 
-def _bar_chart(chart_id: str, title: str, counts: Sequence[Count], total: int) -> str:
+def _bars(counts: Sequence[Count], total: int) -> dict[str, Any]:
     """Horizontal bars, one per label, longest first (the counts arrive ranked)."""
     rows = _top_with_other(counts, CHART_TOP)
     largest = max(count.count for count in rows)
-    height = 8 + len(rows) * _ROW_HEIGHT
-    bars = "\n".join(
-        _bar_row(chart_id, index, count, largest, total) for index, count in enumerate(rows)
-    )
-    description = f"{len(counts)} labels; the top {CHART_TOP} are shown, the rest as other."
-    return (
-        f"{_svg_open(chart_id, title, height, description)}\n"
-        f'<clipPath id="{chart_id}-clip"><rect x="0" y="0" width="{_LABEL_WIDTH}" '
-        f'height="{height}"/></clipPath>\n{bars}\n</svg>'
-    )
+    items = []
+    for index, count in enumerate(rows):
+        top = 4 + index * _ROW_HEIGHT
+        width = _scaled(count.count, largest, _BAR_MAX)
+        items.append(
+            {
+                "label": count.label,
+                "short": _truncate(count.label, _LABEL_CHARS),
+                "top": top,
+                "middle": top + _BAR_HEIGHT / 2,
+                "width": width,
+                "value": f"{_number(count.count)} ({_share(count.count, total)})",
+                "value_x": _BAR_X + width + 6,
+                "css": "bar other" if index == CHART_TOP else "bar",
+            }
+        )
+    return {
+        "kind": "bars",
+        "height": 8 + len(rows) * _ROW_HEIGHT,
+        "description": f"{len(counts)} labels; the top {CHART_TOP} are shown, the rest as other.",
+        "label_width": _LABEL_WIDTH,
+        "bar_x": _BAR_X,
+        "bar_height": _BAR_HEIGHT,
+        "entries": items,
+    }
 
 
-def _bar_row(chart_id: str, index: int, count: Count, largest: int, total: int) -> str:
-    top = 4 + index * _ROW_HEIGHT
-    middle = top + _BAR_HEIGHT / 2
-    width = _scaled(count.count, largest, _BAR_MAX)
-    value = f"{_number(count.count)} ({_share(count.count, total)})"
-    css = "bar other" if index == CHART_TOP else "bar"
-    return (
-        f"<g><title>{_e(count.label)}: {_e(value)}</title>"
-        f'<text x="0" y="{middle}" dominant-baseline="middle" clip-path="url(#{chart_id}-clip)">'
-        f"{_e(_truncate(count.label, _LABEL_CHARS))}</text>"
-        f'<rect class="{css}" x="{_BAR_X}" y="{top}" width="{width}" height="{_BAR_HEIGHT}"/>'
-        f'<text class="value" x="{_BAR_X + width + 6}" y="{middle}" dominant-baseline="middle">'
-        f"{_e(value)}</text></g>"
-    )
-
-
-_COLUMN_TOP = 24
-_COLUMN_BASE = 210
-_COLUMN_LEFT = 30
-_COLUMN_AREA = 700
-
-
-def _column_chart(chart_id: str, title: str, counts: Sequence[Count], total: int) -> str:
+def _columns(counts: Sequence[Count], total: int) -> dict[str, Any]:
     """Vertical columns in the report's bucket order (the confidence histogram)."""
     largest = max(count.count for count in counts)
     slot = _COLUMN_AREA / len(counts)
-    columns = "\n".join(
-        _column(index, slot, count, largest, total) for index, count in enumerate(counts)
-    )
-    axis = (
-        f'<line class="axis" x1="{_COLUMN_LEFT}" y1="{_COLUMN_BASE}" '
-        f'x2="{_COLUMN_LEFT + _COLUMN_AREA}" y2="{_COLUMN_BASE}"/>'
-    )
-    description = "Decisions per confidence bucket, in bucket order."
-    return f"{_svg_open(chart_id, title, 240, description)}\n{axis}\n{columns}\n</svg>"
-
-
-def _column(index: int, slot: float, count: Count, largest: int, total: int) -> str:
-    height = _scaled(count.count, largest, _COLUMN_BASE - _COLUMN_TOP)
-    left = round(_COLUMN_LEFT + index * slot + slot * 0.15, 1)
-    centre = round(_COLUMN_LEFT + index * slot + slot / 2, 1)
-    value = f"{_number(count.count)} ({_share(count.count, total)})"
-    return (
-        f"<g><title>{_e(count.label)}: {_e(value)}</title>"
-        f'<rect class="bar" x="{left}" y="{round(_COLUMN_BASE - height, 1)}" '
-        f'width="{round(slot * 0.7, 1)}" height="{height}"/>'
-        f'<text class="value" x="{centre}" y="{round(_COLUMN_BASE - height - 6, 1)}" '
-        f'text-anchor="middle">{_e(_number(count.count))}</text>'
-        f'<text x="{centre}" y="{_COLUMN_BASE + 18}" text-anchor="middle">'
-        f"{_e(_truncate(count.label, 9))}</text></g>"
-    )
-
-
-def _chart_figure(breakdown: _Breakdown, total: int) -> str:
-    chart_id = f"chart-{breakdown.key}"
-    if not breakdown.counts:
-        chart = f'<p class="note">{_e("No data for this breakdown.")}</p>'
-    elif breakdown.ranked:
-        chart = _bar_chart(chart_id, breakdown.title, _ranked(breakdown.counts), total)
-    else:
-        chart = _column_chart(chart_id, breakdown.title, breakdown.counts, total)
-    caption = f"<figcaption>{_e(breakdown.title)}</figcaption>"
-    return f'<figure class="chart">\n{caption}\n{chart}\n</figure>'
-
-
-# ---------------------------------------------------------------------------------------------
-# HTML: page sections
-
-
-def render_html(report: ComplianceReport) -> str:
-    """A complete HTML5 page: inline CSS, inline SVG, no script, no external resource."""
-    body = "\n".join(
-        [
-            _header_html(report),
-            _flags_html(report),
-            _summary_html(report),
-            _charts_html(report),
-            _breakdown_tables_html(report),
-            _retention_html(report),
-            _erasures_html(report),
-            _key_rotations_html(report),
-            _integrity_html(report),
-            _extra_html(report),
-            _about_html(report),
-        ]
-    )
-    title = f"Compliance report — {report.tenant} — {report.period_from} to {report.period_to}"
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<meta http-equiv="Content-Security-Policy" '
-        f'content="{HTML_POLICY}">\n'
-        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n"
-        f"<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
-    )
-
-
-def _header_html(report: ComplianceReport) -> str:
-    agent = f"<em>{_e(ALL_AGENTS)}</em>" if report.agent is None else _bdi(report.agent)
-    return (
-        f"<header>\n<h1>Compliance report: {_bdi(report.tenant)}</h1>\n"
-        f'<p class="meta">Agent: {agent} · Period: {_display_time(report.period_from)} to '
-        f"{_display_time(report.period_to)} · Generated: {_display_time(report.generated_at)}"
-        "</p>\n</header>"
-    )
-
-
-def _flags_html(report: ComplianceReport) -> str:
-    flags = []
-    if not report.verification_ok:
-        flags.append(f"✗ Integrity verification failed: {_bdi(report.verification_detail)}")
-    if not report.retention_met:
-        flags.append(
-            f"✗ Retention requirement not met: records must be kept for "
-            f"{_e(_number(report.retention_days_required))} days. See Retention below."
+    items = []
+    for index, count in enumerate(counts):
+        height = _scaled(count.count, largest, _COLUMN_BASE - _COLUMN_TOP)
+        centre = round(_COLUMN_LEFT + index * slot + slot / 2, 1)
+        items.append(
+            {
+                "label": count.label,
+                "short": _truncate(count.label, 9),
+                "left": round(_COLUMN_LEFT + index * slot + slot * 0.15, 1),
+                "top": round(_COLUMN_BASE - height, 1),
+                "width": round(slot * 0.7, 1),
+                "height": height,
+                "centre": centre,
+                "value": f"{_number(count.count)} ({_share(count.count, total)})",
+                "number": _number(count.count),
+                "value_y": round(_COLUMN_BASE - height - 6, 1),
+                "label_y": _COLUMN_BASE + 18,
+            }
         )
-    return "\n".join(f'<p class="flag bad">{flag}</p>' for flag in flags)
+    return {
+        "kind": "columns",
+        "description": "Decisions per confidence bucket, in bucket order.",
+        "left": _COLUMN_LEFT,
+        "right": _COLUMN_LEFT + _COLUMN_AREA,
+        "base": _COLUMN_BASE,
+        "entries": items,
+    }
 
 
-def _card(label: str, value: str, detail: str, css: str = "") -> str:
-    classes = f"card {css}" if css else "card"
-    return (
-        f'<li class="{classes}"><span class="card-label">{_e(label)}</span>'
-        f'<span class="card-value">{_e(value)}</span>'
-        f'<span class="card-detail">{detail}</span></li>'
-    )
-
-
-def _summary_html(report: ComplianceReport) -> str:
-    total = report.total_decisions
-    verified = "✓ Verified" if report.verification_ok else "✗ Failed"
-    cards = [
-        _card("Total decisions", _number(total), _e("in the period")),
-        _card(
-            "Human oversight",
-            _rate(report.oversight_rate),
-            _e(f"{_number(report.reviewed)} of {_number(total)} decisions reviewed"),
-        ),
-        _card(
-            "Override rate",
-            _rate(report.override_rate),
-            _e(f"{_number(report.overridden)} of {_number(report.reviewed)} reviews overrode"),
-        ),
-        _card("Errors", _number(report.errors), _e(f"{_share(report.errors, total)} of decisions")),
-        _card(
-            "Erasures",
-            _number(len(report.erasures)),
-            _e(f"{_number(sum(e.values_erased for e in report.erasures))} values erased"),
-        ),
-        _card(
-            "Verification",
-            verified,
-            _bdi(report.verification_detail),
-            "ok" if report.verification_ok else "bad",
-        ),
-    ]
-    return _section("summary", "Summary", '<ul class="cards">', *cards, "</ul>")
-
-
-def _charts_html(report: ComplianceReport) -> str:
-    if report.total_decisions == 0:
-        return _section("charts", "Charts", f'<p class="note">{_e(NO_DECISIONS)}</p>')
-    figures = [_chart_figure(b, report.total_decisions) for b in _breakdowns(report)]
-    return _section("charts", "Charts", '<div class="charts">', *figures, "</div>")
-
-
-def _breakdown_table(breakdown: _Breakdown, total: int) -> str:
+def _breakdown_table(breakdown: _Breakdown, total: int) -> _Table:
     counts = _ranked(breakdown.counts) if breakdown.ranked else breakdown.counts
     rows = [[_e(c.label), _e(_number(c.count)), _e(_share(c.count, total))] for c in counts]
     listed = sum(count.count for count in counts)
@@ -529,216 +374,99 @@ def _breakdown_table(breakdown: _Breakdown, total: int) -> str:
         rows=rows,
         empty=NO_DECISIONS if total == 0 else "No data for this breakdown.",
         footer=footer,
-    ).html()
-
-
-def _breakdown_tables_html(report: ComplianceReport) -> str:
-    tables = [_breakdown_table(b, report.total_decisions) for b in _breakdowns(report)]
-    return _section("breakdowns", "Breakdowns", *tables)
-
-
-def _retention_html(report: ComplianceReport) -> str:
-    oldest = (
-        _display_time(report.oldest_record_at)
-        if report.oldest_record_at is not None
-        else _e("no records")
     )
-    facts = _facts(
-        [
-            ("Oldest record kept", oldest),
-            ("Required retention", _e(f"{_number(report.retention_days_required)} days")),
-            ("Status", _status(report.retention_met, "Met", "NOT met")),
-        ]
-    )
-    parts = [facts]
-    if not report.retention_met:
-        parts.append(
-            '<p class="flag bad">✗ The retention requirement of '
-            f"{_e(_number(report.retention_days_required))} days is not met.</p>"
-        )
-    return _section("retention", "Retention", *parts)
 
 
-def _erasures_html(report: ComplianceReport) -> str:
-    rows = [
-        [_hash(e.receipt_id), _display_time(e.erased_at), _e(_number(e.values_erased))]
-        for e in report.erasures
+def _cards(report: ComplianceReport) -> list[_Card]:
+    total = report.total_decisions
+    erased = sum(e.values_erased for e in report.erasures)
+    return [
+        _Card("Total decisions", _number(total), "in the period"),
+        _Card(
+            "Human oversight",
+            _rate(report.oversight_rate),
+            f"{_number(report.reviewed)} of {_number(total)} decisions reviewed",
+        ),
+        _Card(
+            "Override rate",
+            _rate(report.override_rate),
+            f"{_number(report.overridden)} of {_number(report.reviewed)} reviews overrode",
+        ),
+        _Card("Errors", _number(report.errors), f"{_share(report.errors, total)} of decisions"),
+        _Card("Erasures", _number(len(report.erasures)), f"{_number(erased)} values erased"),
+        _Card(
+            "Verification",
+            "✓ Verified" if report.verification_ok else "✗ Failed",
+            report.verification_detail,
+            "ok" if report.verification_ok else "bad",
+            bdi=True,
+        ),
     ]
-    table = _Table(
+
+
+def _no_proof_reason(report: ComplianceReport) -> str:
+    start, end = report.checkpoint_start, report.checkpoint_end
+    if start is None or end is None:
+        return "a start or end checkpoint is missing."
+    if start.size in (0, end.size):
+        return "none is needed: the start tree is empty or equal to the end tree."
+    return "none was supplied."
+
+
+def render_html(report: ComplianceReport) -> str:
+    """A complete HTML5 page: inline CSS, inline SVG, no script, no external resource."""
+    breakdowns = _breakdowns(report)
+    erasures = _Table(
         caption="Erasures (GDPR art. 17) in the period",
         headers=["Receipt", "Erased at", "Values erased"],
-        rows=rows,
+        rows=[
+            [_hash(e.receipt_id), _display_time(e.erased_at), _e(_number(e.values_erased))]
+            for e in report.erasures
+        ],
         empty="No erasures in this period.",
         numeric_from=2,
     )
-    return _section("erasures", "Erasures", table.html())
-
-
-def _key_rotations_html(report: ComplianceReport) -> str:
-    rows = [
-        [
-            _hash(k.key_id),
-            _display_time(k.not_before),
-            _e("no end (current)") if k.not_after is None else _display_time(k.not_after),
-        ]
-        for k in report.key_rotations
-    ]
-    table = _Table(
+    keys = _Table(
         caption="Signing keys and their validity windows",
         headers=["Key id", "Valid from", "Valid until"],
-        rows=rows,
+        rows=[
+            [
+                _hash(k.key_id),
+                _display_time(k.not_before),
+                _e("no end (current)") if k.not_after is None else _display_time(k.not_after),
+            ]
+            for k in report.key_rotations
+        ],
         empty="No key rotations in this period.",
         numeric_from=3,
     )
-    return _section("keys", "Key rotations", table.html())
-
-
-def _checkpoint_html(title: str, checkpoint: CheckpointSummary | None) -> str:
-    heading = f'<article class="checkpoint"><h3>{_e(title)}</h3>'
-    if checkpoint is None:
-        return f'{heading}<p class="note">No checkpoint.</p></article>'
-    facts = _facts(
-        [("Tree size", _e(_number(checkpoint.size))), ("Root hash", _hash(checkpoint.root))]
-    )
-    return (
-        f"{heading}{facts}"
-        f'<h4>Signed note</h4><pre class="note-text">{_e_lines(checkpoint.note)}</pre></article>'
-    )
-
-
-def _proof_html(report: ComplianceReport) -> str:
-    start, end = report.checkpoint_start, report.checkpoint_end
-    if report.consistency_proof:
-        hashes = "".join(f"<li>{_hash(value)}</li>" for value in report.consistency_proof)
-        intro = "Hashes proving that the end tree extends the start tree (RFC 9162 §2.1.4):"
-        return f'<p>{_e(intro)}</p>\n<ol class="hashes">{hashes}</ol>'
-    if start is None or end is None:
-        reason = "a start or end checkpoint is missing."
-    elif start.size in (0, end.size):
-        reason = "none is needed: the start tree is empty or equal to the end tree."
-    else:
-        reason = "none was supplied."
-    return f'<p class="note">{_e("No consistency proof hashes: " + reason)}</p>'
-
-
-def _integrity_html(report: ComplianceReport) -> str:
-    status = _status(report.verification_ok, "Verification passed", "Verification FAILED")
-    checkpoints = (
-        '<div class="checkpoints">'
-        f"{_checkpoint_html('Start checkpoint', report.checkpoint_start)}"
-        f"{_checkpoint_html('End checkpoint', report.checkpoint_end)}</div>"
-    )
-    return _section(
-        "integrity",
-        "Integrity",
-        f"<p>{status} {_bdi(report.verification_detail)}</p>",
-        checkpoints,
-        "<h3>Consistency proof</h3>",
-        _proof_html(report),
+    title = f"Compliance report — {report.tenant} — {report.period_from} to {report.period_to}"
+    return _TEMPLATE.render(
+        r=report,
+        page_title=title,
+        policy=Markup(HTML_POLICY),
+        css=Markup(_CSS),
+        all_agents=ALL_AGENTS,
+        no_decisions=NO_DECISIONS,
+        cards=_cards(report),
+        charts=[_chart(b, report.total_decisions) for b in breakdowns],
+        breakdown_tables=[_breakdown_table(b, report.total_decisions) for b in breakdowns],
+        erasures=erasures,
+        keys=keys,
+        no_proof_reason=_no_proof_reason(report),
+        chart_width=_CHART_WIDTH,
+        time=_display_time,
+        hash=_hash,
     )
 
 
-def _value_html(value: Any) -> str:
-    """Structured extra data as nested lists, never as raw JSON."""
-    if isinstance(value, dict):
-        items = "".join(f"<dt>{_e(str(k))}</dt><dd>{_value_html(v)}</dd>" for k, v in value.items())
-        return f'<dl class="facts">{items}</dl>'
-    if isinstance(value, list | tuple):
-        return "<ul>" + "".join(f"<li>{_value_html(item)}</li>" for item in value) + "</ul>"
-    return _e(_scalar_text(value))
-
-
-def _extra_html(report: ComplianceReport) -> str:
-    if not report.extra:
-        return ""
-    return _section("extra", "Additional information", _value_html(report.extra))
-
-
-def _about_html(report: ComplianceReport) -> str:
-    return (
-        '<footer id="about">\n<h2>About this report</h2>\n'
-        "<p>This page is a readable rendering of a DecisionTrail compliance report. It is not "
-        "the signed form: the JSON form of the same report is canonical. It is serialised as "
-        "RFC 8785 canonical JSON and signed with the service's Ed25519 report key; the "
-        "published key list with validity windows (<code>keyring.json</code>) is the trust "
-        "root.</p>\n"
-        "<p>To verify it, obtain the JSON form with its signature and run "
-        "<code>decisiontrail verify</code> on it with the trust root. The verifier checks the "
-        "signature, the signed checkpoint notes, and that the end checkpoint is consistent "
-        "with the start checkpoint using the proof hashes listed under Integrity. Figures on "
-        "this page that disagree with the verified JSON form are not authoritative.</p>\n"
-        f"<p>Report generated {_display_time(report.generated_at)} for tenant "
-        f"{_bdi(report.tenant)}.</p>\n</footer>"
-    )
-
-
-_CSS = """
-:root { color-scheme: light; --ink: #1a1a1a; --muted: #4a4a4a; --line: #c8ccd2;
-  --accent: #1f4e79; --bar: #2b6cb0; --other: #6b7280; --ok: #17603a; --ok-bg: #e7f4ec;
-  --bad: #9b1c1c; --bad-bg: #fdecec; }
-* { box-sizing: border-box; }
-body { margin: 0; background: #fff; color: var(--ink);
-  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
-  sans-serif; }
-main { max-width: 1100px; margin: 0 auto; padding: 24px; }
-h1 { font-size: 1.7rem; margin: 0 0 4px; color: var(--accent); }
-h2 { font-size: 1.3rem; margin: 32px 0 12px; padding-bottom: 4px;
-  border-bottom: 2px solid var(--accent); color: var(--accent); }
-h3 { font-size: 1.1rem; margin: 16px 0 8px; }
-h4 { font-size: 0.95rem; margin: 12px 0 4px; }
-.meta { color: var(--muted); margin: 0; }
-.note { color: var(--muted); font-style: italic; }
-.flag { padding: 10px 14px; border: 2px solid; border-radius: 6px; font-weight: 600; }
-.flag.bad, .card.bad { border-color: var(--bad); background: var(--bad-bg); color: var(--bad); }
-.card.ok { border-color: var(--ok); background: var(--ok-bg); }
-.status.ok { color: var(--ok); }
-.status.bad { color: var(--bad); }
-.cards { list-style: none; padding: 0; margin: 0; display: grid; gap: 12px;
-  grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); }
-.card { border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px;
-  display: flex; flex-direction: column; gap: 2px; }
-.card-label { font-size: 0.85rem; color: var(--muted); text-transform: uppercase;
-  letter-spacing: 0.03em; }
-.card.bad .card-label { color: var(--bad); }
-.card-value { font-size: 1.6rem; font-weight: 700; }
-.card-detail { font-size: 0.85rem; overflow-wrap: anywhere; }
-.charts { display: grid; gap: 16px; grid-template-columns: 1fr; }
-figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 12px; }
-figcaption { font-weight: 600; margin-bottom: 8px; }
-svg text { font: 12px system-ui, sans-serif; fill: var(--ink); }
-svg text.value { fill: var(--muted); }
-svg .bar { fill: var(--bar); }
-svg .bar.other { fill: var(--other); }
-svg .axis { stroke: var(--muted); stroke-width: 1; }
-table { border-collapse: collapse; width: 100%; margin: 0 0 20px; }
-caption { text-align: left; font-weight: 600; padding: 6px 0; }
-th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left;
-  vertical-align: top; overflow-wrap: anywhere; }
-thead th { background: #eef2f7; }
-tbody th { font-weight: normal; }
-tfoot th, tfoot td { font-weight: 700; border-top: 2px solid var(--ink); }
-.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.empty { color: var(--muted); font-style: italic; }
-.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; }
-.facts dt { font-weight: 600; }
-.facts dd { margin: 0; overflow-wrap: anywhere; }
-code, pre { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
-  font-size: 0.85rem; }
-code.hash { word-break: break-all; overflow-wrap: anywhere; }
-pre.note-text { white-space: pre-wrap; overflow-wrap: anywhere; background: #f4f6f8;
-  border: 1px solid var(--line); border-radius: 6px; padding: 10px; margin: 0; }
-.checkpoints { display: grid; gap: 16px; grid-template-columns: repeat(auto-fit,
-  minmax(320px, 1fr)); }
-.checkpoint { border: 1px solid var(--line); border-radius: 8px; padding: 4px 14px 14px; }
-ol.hashes li { margin: 2px 0; }
-footer { margin-top: 40px; color: var(--muted); }
-@media print {
-  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  body { font-size: 10.5pt; }
-  main { max-width: none; padding: 0; }
-  h2 { break-after: avoid; }
-  figure.chart, .card, .checkpoint, tr, .flag { break-inside: avoid; }
-  thead { display: table-header-group; }
-  .cards { grid-template-columns: repeat(3, 1fr); }
+_REPORT_FILTERS = {
+    "text": lambda value: _e(str(value)),
+    "text_lines": lambda value: _e_lines(str(value)),
+    "number": _number,
+    "scalar": _scalar_text,
 }
-"""
+_ENVIRONMENT = environment.overlay()
+_ENVIRONMENT.filters.update(_REPORT_FILTERS)
+_TEMPLATE = _ENVIRONMENT.get_template("report.html")
+_CSS = (TEMPLATES / "report.css").read_text(encoding="utf-8")
