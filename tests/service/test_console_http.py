@@ -187,3 +187,21 @@ async def test_erasing_an_unknown_subject_is_no_erasure(service: Service) -> Non
     assert erased.status_code == 200
     report = (await service.client.get("/v1/reports/compliance", headers=headers)).json()
     assert len(report["report"]["erasures"]) == 1
+
+
+async def test_overview_and_compliance_show_chain_heads_and_legal_holds(service: Service) -> None:
+    headers = await service.key("acme")
+    for action in ("first", "second"):
+        last = await service.record(headers, action=action)
+    await service.client.put("/v1/data-subjects/person-5/legal-hold", headers=headers)
+    auditor = await signed_in(service, "acme", Scope.READ, Scope.AUDIT, Scope.ERASE)
+    overview = (await auditor.get("/console")).text
+    assert last["hash"][:24] in overview  # the support-bot chain's head
+    assert re.search(r'<strong id="hold-count">1</strong>', overview)
+    compliance = (await auditor.get("/console/compliance")).text
+    assert "No legal hold is in force" not in compliance and "person-5" not in compliance
+    reader = await signed_in(service, "acme", Scope.READ, Scope.AUDIT)
+    assert (
+        "needs a key with the <code>erase</code> scope"
+        in (await reader.get("/console/compliance")).text
+    )

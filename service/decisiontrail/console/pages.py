@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from sse_starlette.sse import EventSourceResponse
 
-from decisiontrail import compliance, decisions, integrity, reports
+from decisiontrail import compliance, decisions, erasure, integrity, reports
 from decisiontrail.apikeys import Scope
 from decisiontrail.console.auth import ConsoleUser, UserDep, sessions_of
 from decisiontrail.console.rendering import render
@@ -113,8 +113,20 @@ async def overview(request: Request, user: UserDep, state: StateDep) -> Response
                 period_from=now - timedelta(days=30), period_to=now + timedelta(seconds=1),
                 agent=None, retention_days=state.settings.retention_days,
             )  # fmt: skip
+        heads = []
+        for count in summary.by_agent[:10] if summary else []:
+            newest = await decisions.list_decisions(
+                ledger=state.ledger, tenant=user.tenant, where=ListFilter(agent=count.label),
+                limit=1,
+            )  # fmt: skip
+            heads.extend(newest["data"])
+        holds = None
+        if user.can(Scope.ERASE):
+            holds = await erasure.legal_holds(ledger=state.ledger, tenant=user.tenant)
         context = {
             "user": user,
+            "heads": heads,
+            "holds": holds,
             "recent": recent["data"],
             "checkpoint": checkpoint,
             "summary": summary,
@@ -404,8 +416,12 @@ async def compliance_view(
         )  # fmt: skip
         body = reports.render_json(report)
         query = _filters(agent=agent, **{"from": since, "to": until})
+        holds = None
+        if user.can(Scope.ERASE):
+            holds = await erasure.legal_holds(ledger=state.ledger, tenant=user.tenant)
         context = {
             "user": user,
+            "holds": holds,
             "report": report,
             "signature": compliance.sign_report(body, state.keyring),
             "query": query,
