@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from decisiontrail import __version__
 from decisiontrail.api import decisions, health, integrity, reports, subjects, trust
 from decisiontrail.config import Settings
-from decisiontrail.console import install_console
+from decisiontrail.console.install import install_console
 from decisiontrail.errors import install_problem_handlers, problem
 from decisiontrail.logs import AccessLogMiddleware, configure_logging
 from decisiontrail.metrics import instrument_http

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from decisiontrail.ledger import Ledger
+from decisiontrail.errors import Unprocessable
+from decisiontrail.ledger import Ledger, LedgerError
 from decisiontrail.signing import TrustRoot
 from decisiontrail.verification import (
     CheckpointError,
@@ -12,6 +13,7 @@ from decisiontrail.verification import (
     SignedCheckpoint,
     open_checkpoint,
 )
+from ledgerstore import merkle
 
 
 async def verify_tenant(
@@ -75,8 +77,14 @@ async def stored_checkpoints(
 async def consistency(
     *, ledger: Ledger, tenant: str, from_size: int, to_size: int | None
 ) -> tuple[int, bytes, bytes, list[bytes]]:
-    """(to size, root at ``from_size``, root at it, the RFC 9162 consistency proof)."""
-    size, proof = await ledger.consistency_proof(tenant, from_size, to_size)
-    _, old_root = await ledger.tree_root(tenant, from_size)
-    _, new_root = await ledger.tree_root(tenant, size)
+    """(to size, root at ``from_size``, root at it, the RFC 9162 consistency proof); sizes
+    the log does not have are :class:`Unprocessable`."""
+    if to_size is not None and from_size > to_size:
+        raise Unprocessable(f"from ({from_size}) must not be larger than to ({to_size})")
+    try:
+        size, proof = await ledger.consistency_proof(tenant, from_size, to_size)
+        _, old_root = await ledger.tree_root(tenant, from_size)
+        _, new_root = await ledger.tree_root(tenant, size)
+    except (LedgerError, ValueError, merkle.MerkleError) as exc:
+        raise Unprocessable(str(exc)) from None
     return size, old_root, new_root, list(proof)

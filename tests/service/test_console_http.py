@@ -205,3 +205,13 @@ async def test_overview_and_compliance_show_chain_heads_and_legal_holds(service:
         "needs a key with the <code>erase</code> scope"
         in (await reader.get("/console/compliance")).text
     )
+
+
+async def test_sign_out_ends_the_session(service: Service) -> None:
+    client = await signed_in(service, "acme", Scope.READ)
+    page = await client.get("/console")
+    assert (await client.post("/console/sign-out", data={"csrf": "forged"})).status_code == 403
+    assert (await client.get("/console")).status_code == 200
+    out = await client.post("/console/sign-out", data={"csrf": csrf_of(page.text)})
+    assert out.status_code == 303
+    assert (await client.get("/console")).status_code == 303

@@ -1,27 +1,3 @@
 """The auditor console at ``/console``: read-only pages for people (sign-in with an API key,
 overview, decisions, a decision with its proof checked in the browser, integrity, compliance).
 Every asset ships in this package; no page loads anything from elsewhere."""
-
-from __future__ import annotations
-
-from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
-from fastapi.staticfiles import StaticFiles
-
-from decisiontrail.console.auth import SignInRequired
-from decisiontrail.console.pages import router
-from decisiontrail.console.rendering import STATIC
-from decisiontrail.console.sessions import SessionStore
-
-__all__ = ["install_console"]
-
-
-def install_console(app: FastAPI) -> None:
-    app.state.console_sessions = SessionStore()
-    app.state.console_verifications = {}
-    app.include_router(router)
-    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
-
-    @app.exception_handler(SignInRequired)
-    async def _sign_in(request: Request, exc: SignInRequired) -> RedirectResponse:
-        return RedirectResponse("/console/sign-in", status_code=303)

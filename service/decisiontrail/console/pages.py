@@ -18,15 +18,16 @@ from fastapi.responses import RedirectResponse
 from sse_starlette.sse import EventSourceResponse
 
 from decisiontrail import compliance, decisions, erasure, integrity, reports
+from decisiontrail.api.reports import signed_report_response
 from decisiontrail.apikeys import Scope
 from decisiontrail.console.auth import ConsoleUser, UserDep, sessions_of
 from decisiontrail.console.rendering import render
 from decisiontrail.console.sessions import COOKIE, csrf_matches
 from decisiontrail.deps import StateDep
 from decisiontrail.errors import Forbidden, ServiceError, Unprocessable
-from decisiontrail.ledger import LedgerError
 from decisiontrail.models import DecisionKind
 from decisiontrail.provenance import ListFilter
+from decisiontrail.report_model import ComplianceReport
 from decisiontrail.verification import CheckpointError
 from ledgerstore import merkle
 
@@ -86,11 +87,14 @@ async def sign_in(request: Request, state: StateDep, api_key: Text) -> Response:
 
 @router.post("/sign-out")
 async def sign_out(request: Request, user: UserDep, csrf: Text) -> Response:
-    _check_csrf(user, csrf)
-    sessions_of(request).close(request.cookies.get(COOKIE))
-    response = RedirectResponse("/console/sign-in", status_code=303)
-    response.delete_cookie(COOKIE, path="/console")
-    return response
+    async def build() -> Response:
+        _check_csrf(user, csrf)
+        sessions_of(request).close(request.cookies.get(COOKIE))
+        response = RedirectResponse("/console/sign-in", status_code=303)
+        response.delete_cookie(COOKIE, path="/console")
+        return response
+
+    return await _guarded(request, user, build)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,15 +349,10 @@ def _size(text: str, name: str) -> int:
 async def _consistency(
     state: StateDep, user: ConsoleUser, from_size: int, to_size: int | None
 ) -> dict[str, Any]:
-    if to_size is not None and from_size > to_size:
-        raise Unprocessable(f"from ({from_size}) must not be larger than to ({to_size})")
-    try:
-        size, old_root, new_root, proof = await integrity.consistency(
-            ledger=state.ledger, tenant=user.tenant, from_size=from_size, to_size=to_size
-        )
-        merkle.verify_consistency(from_size, size, old_root, new_root, proof)
-    except (LedgerError, ValueError, merkle.MerkleError) as exc:
-        raise Unprocessable(str(exc)) from None
+    size, old_root, new_root, proof = await integrity.consistency(
+        ledger=state.ledger, tenant=user.tenant, from_size=from_size, to_size=to_size
+    )
+    merkle.verify_consistency(from_size, size, old_root, new_root, proof)  # checked, not trusted
     return {
         "from": from_size,
         "to": size,
@@ -397,6 +396,18 @@ Since = Annotated[str | None, Query(alias="from", max_length=40)]
 Until = Annotated[str | None, Query(alias="to", max_length=40)]
 
 
+async def _report(
+    state: StateDep, user: ConsoleUser, since: str | None, until: str | None, agent: str | None
+) -> ComplianceReport:
+    user.require(Scope.AUDIT)
+    period_from, period_to = _period(since, until)
+    return await compliance.build_report(
+        ledger=state.ledger, keyring=state.keyring, tenant=user.tenant,
+        period_from=period_from, period_to=period_to, agent=agent or None,
+        retention_days=state.settings.retention_days,
+    )  # fmt: skip
+
+
 @router.get("/compliance")
 async def compliance_view(
     request: Request,
@@ -407,15 +418,7 @@ async def compliance_view(
     agent: OptionalQuery = None,
 ) -> Response:
     async def build() -> Response:
-        user.require(Scope.AUDIT)
-        period_from, period_to = _period(since, until)
-        report = await compliance.build_report(
-            ledger=state.ledger, keyring=state.keyring, tenant=user.tenant,
-            period_from=period_from, period_to=period_to, agent=agent or None,
-            retention_days=state.settings.retention_days,
-        )  # fmt: skip
-        body = reports.render_json(report)
-        query = _filters(agent=agent, **{"from": since, "to": until})
+        report = await _report(state, user, since, until, agent)
         holds = None
         if user.can(Scope.ERASE):
             holds = await erasure.legal_holds(ledger=state.ledger, tenant=user.tenant)
@@ -423,8 +426,8 @@ async def compliance_view(
             "user": user,
             "holds": holds,
             "report": report,
-            "signature": compliance.sign_report(body, state.keyring),
-            "query": query,
+            "signature": compliance.sign_report(reports.render_json(report), state.keyring),
+            "query": _filters(agent=agent, **{"from": since, "to": until}),
         }
         return render(request, "compliance.html", context)
 
@@ -442,25 +445,7 @@ async def compliance_download(
     agent: OptionalQuery = None,
 ) -> Response:
     async def build() -> Response:
-        user.require(Scope.AUDIT)
-        period_from, period_to = _period(since, until)
-        report = await compliance.build_report(
-            ledger=state.ledger, keyring=state.keyring, tenant=user.tenant,
-            period_from=period_from, period_to=period_to, agent=agent or None,
-            retention_days=state.settings.retention_days,
-        )  # fmt: skip
-        body = reports.render_json(report)
-        signature = compliance.sign_report(body, state.keyring)
-        disposition = {"Content-Disposition": f'attachment; filename="compliance.{format}"'}
-        if format == "json":
-            text = json.dumps({"report": body, "signature": signature}, indent=2)
-            return Response(text, media_type="application/json", headers=disposition)
-        headers = {**disposition, "X-Report-Sha256": signature["sha256"]}
-        if format == "csv":
-            csv_text = "\ufeff" + reports.render_csv(report)
-            return Response(csv_text, media_type="text/csv; charset=utf-8", headers=headers)
-        headers["Content-Security-Policy"] = reports.HTML_POLICY
-        html = reports.render_html(report)
-        return Response(html, media_type="text/html; charset=utf-8", headers=headers)
+        report = await _report(state, user, since, until, agent)
+        return signed_report_response(report, state.keyring, format, download=True)
 
     return await _guarded(request, user, build)
