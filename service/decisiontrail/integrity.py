@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from decisiontrail.errors import Unprocessable
@@ -17,14 +18,20 @@ from ledgerstore import merkle
 
 
 async def verify_tenant(
-    *, ledger: Ledger, trust: TrustRoot, tenant: str, trusted_note: str | None = None
+    *,
+    ledger: Ledger,
+    trust: TrustRoot,
+    tenant: str,
+    trusted_note: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Check every record's hash, chain link and signature, the Merkle root against every
     stored checkpoint and against ``trusted_note`` (which catches a cut tail or a rolled-back
     database), and that SapixDB and Genesis DB hold the same decisions.
 
     Raises :class:`CheckpointError` if ``trusted_note`` does not verify; a stored checkpoint
-    that does not verify is reported as the problem.
+    that does not verify is reported as the problem. ``progress`` is told how many records
+    were checked, as the check goes (the console shows it).
     """
     origin = ledger.checkpoint_origin(tenant)
     trusted = open_checkpoint(trusted_note, trust, origin) if trusted_note else None
@@ -42,6 +49,8 @@ async def verify_tenant(
     async for receipt in ledger.records(tenant):
         if not verifier.add(receipt.record, receipt.log_index):
             break
+        if progress is not None:
+            progress(receipt.log_index + 1)
     report = verifier.finish()
     stores = await ledger.compare_stores(tenant)
     answer = report.to_json()

@@ -3,6 +3,7 @@ security headers and the offline API docs. (The browser tests are in test_consol
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
@@ -76,9 +77,31 @@ async def test_forms_without_the_csrf_token_change_nothing(service: Service) -> 
     assert refused.status_code == 403
     assert "verification-result" not in refused.text
     page = await client.get("/console/integrity")
-    ran = await client.post("/console/integrity/verify", data={"csrf": csrf_of(page.text)})
-    assert ran.status_code == 200
-    assert "The whole trail verifies" in ran.text
+    started = await client.post("/console/integrity/verify", data={"csrf": csrf_of(page.text)})
+    assert started.status_code == 303 and started.headers["location"] == "/console/integrity"
+    assert "The whole trail verifies" in await finished_verification(client)
+
+
+async def finished_verification(client: httpx.AsyncClient) -> str:
+    """The integrity page once the background verification is done (it runs on this loop)."""
+    for _ in range(200):
+        page = await client.get("/console/integrity")
+        if 'id="verify-running"' not in page.text:
+            return page.text
+        await asyncio.sleep(0.05)
+    raise AssertionError("the verification did not finish")
+
+
+async def test_a_verification_reports_its_progress(service: Service) -> None:
+    headers = await service.key("acme")
+    for i in range(3):
+        await service.record(headers, action=f"a{i}")
+    client = await signed_in(service, "acme", Scope.READ, Scope.AUDIT)
+    page = await client.get("/console/integrity")
+    await client.post("/console/integrity/verify", data={"csrf": csrf_of(page.text)})
+    await finished_verification(client)
+    progress = (await client.get("/console/integrity/progress")).json()
+    assert progress == {"running": False, "checked": 3, "total": 3}
 
 
 async def test_scopes_hold_as_on_the_api(service: Service) -> None:

@@ -8,7 +8,9 @@ and personal values are never shown (the console reads as a ``read`` key does wi
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -32,6 +34,7 @@ from decisiontrail.verification import CheckpointError
 from ledgerstore import merkle
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+log = logging.getLogger("decisiontrail")
 
 Text = Annotated[str, Form(max_length=200)]
 OptionalQuery = Annotated[str | None, Query(max_length=200)]
@@ -366,18 +369,53 @@ async def _consistency(
 async def run_verification(
     request: Request, user: UserDep, state: StateDep, csrf: Text
 ) -> Response:
+    """Start a verification of the tenant's trail in the background (one at a time per
+    tenant) and go to the integrity page, which shows its progress and then its result."""
+
     async def build() -> Response:
         _check_csrf(user, csrf)
         user.require(Scope.AUDIT)
-        answer = await integrity.verify_tenant(
-            ledger=state.ledger, trust=state.keyring.trust, tenant=user.tenant
-        )
-        state.metrics.verifications.labels("ok" if answer["ok"] else "failed").inc()
-        run = {"at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), "answer": answer}
-        _last_verifications(request)[user.tenant] = run
-        return await _integrity_page(request, user, state)
+        runs = _last_verifications(request)
+        if not (runs.get(user.tenant) or {}).get("running"):
+            size = (await integrity.latest_checkpoint(ledger=state.ledger, tenant=user.tenant)).size
+            run: dict[str, Any] = {"running": True, "checked": 0, "total": size}
+            runs[user.tenant] = run
+            task = asyncio.create_task(_verify(state, user.tenant, run))
+            _RUNNING.add(task)  # keep a reference until it is done
+            task.add_done_callback(_RUNNING.discard)
+        return RedirectResponse("/console/integrity", status_code=303)
 
     return await _guarded(request, user, build)
+
+
+_RUNNING: set[asyncio.Task[None]] = set()
+
+
+async def _verify(state: StateDep, tenant: str, run: dict[str, Any]) -> None:
+    def checked(count: int) -> None:
+        run["checked"] = count
+
+    try:
+        answer = await integrity.verify_tenant(
+            ledger=state.ledger, trust=state.keyring.trust, tenant=tenant, progress=checked
+        )
+        state.metrics.verifications.labels("ok" if answer["ok"] else "failed").inc()
+        run["answer"] = answer
+    except Exception as exc:  # shown on the page; the next run starts afresh
+        log.exception("console verification failed", extra={"tenant": tenant})
+        run["error"] = type(exc).__name__
+    finally:
+        run["at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        run["running"] = False
+
+
+@router.get("/integrity/progress")
+async def verification_progress(request: Request, user: UserDep) -> dict[str, Any]:
+    """How far the running verification is, for the integrity page's script."""
+    user.require(Scope.READ)
+    run = _last_verifications(request).get(user.tenant) or {}
+    return {"running": bool(run.get("running")), "checked": run.get("checked", 0),
+            "total": run.get("total", 0)}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
