@@ -238,3 +238,21 @@ async def test_sign_out_ends_the_session(service: Service) -> None:
     out = await client.post("/console/sign-out", data={"csrf": csrf_of(page.text)})
     assert out.status_code == 303
     assert (await client.get("/console")).status_code == 303
+
+
+async def test_every_form_field_has_a_label(service: Service) -> None:
+    headers = await service.key("acme")
+    receipt = await service.record(headers)
+    client = await signed_in(service, "acme", Scope.READ, Scope.AUDIT, Scope.ERASE)
+    paths = ["/console", "/console/decisions", "/console/integrity", "/console/compliance",
+             f"/console/decisions/{receipt['id']}"]  # fmt: skip
+    pages = [(await client.get(path)).text for path in paths]
+    pages.append((await service.client.get("/console/sign-in")).text)
+    for page in pages:
+        assert '<html lang="en">' in page and '<main id="main"' in page
+        labelled = set(re.findall(r'<label for="([^"]+)"', page))
+        for field in re.findall(r"<(?:input|select)\b[^>]*>", page):
+            if 'type="hidden"' in field:
+                continue
+            match = re.search(r'id="([^"]+)"', field)
+            assert match is not None and match.group(1) in labelled, field
