@@ -4,6 +4,8 @@ security headers and the offline API docs. (The browser tests are in test_consol
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 import re
 
 import httpx
@@ -256,3 +258,13 @@ async def test_every_form_field_has_a_label(service: Service) -> None:
                 continue
             match = re.search(r'id="([^"]+)"', field)
             assert match is not None and match.group(1) in labelled, field
+
+
+async def test_a_filter_value_cannot_break_out_of_an_attribute(service: Service) -> None:
+    client = await signed_in(service, "acme", Scope.READ)
+    hostile = 'x" autofocus onfocus="alert(1)\' <b>'
+    page = (await client.get("/console/decisions", params={"agent": hostile})).text
+    script = re.search(r"<script src=\"/console/static/live.js\" data-filters='([^']*)'", page)
+    assert script is not None
+    assert json.loads(html.unescape(script.group(1))) == {"agent": hostile}
+    assert 'onfocus="alert' not in page and "<b>" not in page
