@@ -170,3 +170,22 @@ def sign_report(report: dict[str, Any], keyring: Keyring) -> dict[str, str]:
         "key_id": key_id,
         "signature": base64.b64encode(signature).decode(),
     }
+
+
+async def decisions_per_day(*, ledger: Ledger, tenant: str, days: int) -> list[Count]:
+    """How many decisions were recorded on each of the last ``days`` UTC days (oldest first,
+    days without any included), erasure records left out: the console's activity chart."""
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=days - 1)
+    per_day: Counter[str] = Counter({str(first + timedelta(days=i)): 0 for i in range(days)})
+    since = str(first)
+    async for receipt in ledger.records(tenant):
+        record = receipt.record
+        day = record["recorded_at"][:10]
+        decision = record["decision"]
+        erasure = (
+            decision.get("agent") == ERASURE_AGENT and decision.get("action") == ERASURE_ACTION
+        )
+        if day >= since and not erasure:
+            per_day[day] += 1
+    return [Count(day, per_day[day]) for day in sorted(per_day)]

@@ -268,3 +268,16 @@ async def test_a_filter_value_cannot_break_out_of_an_attribute(service: Service)
     assert script is not None
     assert json.loads(html.unescape(script.group(1))) == {"agent": hostile}
     assert 'onfocus="alert' not in page and "<b>" not in page
+
+
+async def test_the_overview_counts_decisions_per_day(service: Service) -> None:
+    headers = await service.key("acme")
+    receipts = [await service.record(headers, action=f"a{i}") for i in range(3)]
+    await service.client.delete("/v1/data-subjects/customer-17", headers=headers)  # not counted
+    client = await signed_in(service, "acme", Scope.READ)
+    page = (await client.get("/console")).text
+    days = [receipt["recorded_at"][:10] for receipt in receipts]
+    for day in set(days):  # one day, unless the test ran across midnight UTC
+        count = days.count(day)
+        assert re.search(rf'<time datetime="{day}">{day}</time></td><td>{count}</td>', page)
+    assert page.count("<meter") == 14

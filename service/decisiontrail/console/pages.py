@@ -103,6 +103,9 @@ async def overview(request: Request, user: UserDep, state: StateDep) -> Response
                 period_from=now - timedelta(days=30), period_to=now + timedelta(seconds=1),
                 agent=None, retention_days=state.settings.retention_days,
             )  # fmt: skip
+        per_day = await compliance.decisions_per_day(
+            ledger=state.ledger, tenant=user.tenant, days=14
+        )
         heads = []
         for count in summary.by_agent[:10] if summary else []:
             newest = await decisions.list_decisions(
@@ -116,6 +119,8 @@ async def overview(request: Request, user: UserDep, state: StateDep) -> Response
         context = {
             "user": user,
             "heads": heads,
+            "per_day": per_day,
+            "busiest_day": max([day.count for day in per_day] + [1]),
             "holds": holds,
             "recent": recent["data"],
             "checkpoint": checkpoint,
