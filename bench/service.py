@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import itertools
 import math
 import multiprocessing
@@ -663,7 +664,7 @@ def serve_no_store(port: int) -> None:
     from decisiontrail.ledger import PreparedDecision, Receipt
     from decisiontrail.records import GENESIS_HASH, format_time
 
-    class NoStoreLedger:
+    class NoStoreWriter:
         async def record(
             self, tenant: str, decisions: Sequence[PreparedDecision], **_: Any
         ) -> list[Receipt]:
@@ -685,7 +686,7 @@ def serve_no_store(port: int) -> None:
         async with opened(app_) as maybe_state:
             real = app_.state.service
             view = copy.copy(real)
-            view.ledger = NoStoreLedger()
+            view.ledger = dataclasses.replace(real.ledger, writer=NoStoreWriter())
             app_.state.service = view
             try:
                 yield maybe_state
@@ -780,7 +781,7 @@ async def _sdk_rates(
     for chunk in itertools.cycle(chunks):
         if recorded + batch > total or (recorded and time.perf_counter() - started >= seconds):
             break
-        await state.ledger.record(TENANT, chunk)
+        await state.ledger.writer.record(TENANT, chunk)
         recorded += batch
     ledger_time = time.perf_counter() - started
     await state.close()

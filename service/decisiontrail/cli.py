@@ -268,17 +268,17 @@ def export(
     name = tenant or settings.default_tenant
 
     async def work(state: ServiceState) -> int:
-        checkpoint = await state.ledger.checkpoint(name)
-        notes = await state.ledger.stored_checkpoints(name)
+        checkpoint = await state.ledger.tree.checkpoint(name)
+        notes = await state.ledger.tree.stored_checkpoints(name)
 
         async def records() -> Any:
-            async for receipt in state.ledger.records(name):
+            async for receipt in state.ledger.reads.records(name):
                 yield receipt.record, receipt.log_index
 
         with _progress() as progress:
             task = progress.add_task("exporting", total=checkpoint.size)
             return await bundle.export(
-                output, tenant=name, origin=state.ledger.checkpoint_origin(name),
+                output, tenant=name, origin=state.ledger.tree.checkpoint_origin(name),
                 trust=state.keyring.trust, exported_at=format_time(datetime.now(UTC)),
                 notes=notes, records=records(), count=checkpoint.size,
                 progress=lambda n: progress.update(task, completed=n),

@@ -66,7 +66,7 @@ async def build_report(
     oldest: str | None = None
     records = []
     size_at_start = size_at_end = 0
-    async for receipt in ledger.records(tenant):
+    async for receipt in ledger.reads.records(tenant):
         record = receipt.record
         records.append(record)
         moment = parse_time(record["recorded_at"])
@@ -98,15 +98,17 @@ async def build_report(
             overridden += bool(isinstance(oversight, dict) and oversight.get("overridden"))
         errors += _is_error(decision)
     trust = keyring.trust
-    origin = ledger.checkpoint_origin(tenant)
-    notes = [open_checkpoint(n, trust, origin) for n in await ledger.stored_checkpoints(tenant)]
+    origin = ledger.tree.checkpoint_origin(tenant)
+    notes = [
+        open_checkpoint(n, trust, origin) for n in await ledger.tree.stored_checkpoints(tenant)
+    ]
     if period_to >= now and size_at_end:
-        notes.append(await ledger.checkpoint(tenant))
+        notes.append(await ledger.tree.checkpoint(tenant))
     start = _checkpoint_at_or_before(notes, size_at_start)
     end = _checkpoint_at_or_before(notes, size_at_end)
     proof: list[str] = []
     if start is not None and end is not None and 0 < start.size <= end.size:
-        _, hashes = await ledger.consistency_proof(tenant, start.size, end.size)
+        _, hashes = await ledger.tree.consistency_proof(tenant, start.size, end.size)
         proof = [h.hex() for h in hashes]
     verification = verify_records(records, tenant=tenant, trust=trust, checkpoints=notes)
     problem = verification.problem

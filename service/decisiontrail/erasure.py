@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from decisiontrail.canonical import canonical_json
-from decisiontrail.errors import LegalHold
 from decisiontrail.ledger import Ledger, PreparedDecision
 from decisiontrail.metrics import Metrics
 from decisiontrail.records import format_time
@@ -23,11 +22,9 @@ async def erase_subject(
     *, ledger: Ledger, keyring: Keyring, metrics: Metrics, tenant: str, subject_id: str
 ) -> dict[str, Any]:
     """Erase a subject's personal data in the tenant; returns the signed receipt."""
-    if await ledger.legal_hold(tenant, subject_id):
-        raise LegalHold("a legal hold is placed on this data subject; release it first")
-    decision_ids, erased = await ledger.erase_subject(tenant, subject_id)
+    decision_ids, erased = await ledger.subjects.erase_subject(tenant, subject_id)
     erased_at = datetime.now(UTC)
-    record = await ledger.record(
+    record = await ledger.writer.record(
         tenant,
         [
             PreparedDecision(
@@ -53,3 +50,8 @@ async def erase_subject(
     key_id, signature = keyring.sign(RECEIPT_DOMAIN, digest)
     metrics.erasures.inc()
     return {**receipt, "key_id": key_id, "signature": base64.b64encode(signature).decode()}
+
+
+async def set_legal_hold(*, ledger: Ledger, tenant: str, subject_id: str, placed: bool) -> None:
+    """Place (or release) a legal hold: erasure of the subject is refused while it is placed."""
+    await ledger.subjects.set_legal_hold(tenant, subject_id, placed=placed)

@@ -2,11 +2,55 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+from decisiontrail.errors import NotFound, Unprocessable
 from decisiontrail.ledger import Ledger
 from decisiontrail.signing import TrustRoot
 from decisiontrail.verification import CheckpointError, LogVerifier, open_checkpoint
+from ledgerstore import merkle
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+async def latest_checkpoint(*, ledger: Ledger, tenant: str) -> dict[str, Any]:
+    """A signed checkpoint of the tenant's log as the store holds it now."""
+    checkpoint = await ledger.tree.checkpoint(tenant)
+    return {"origin": checkpoint.origin, "size": checkpoint.size, "root": _b64(checkpoint.root),
+            "note": checkpoint.note}  # fmt: skip
+
+
+async def stored_checkpoint(
+    *, ledger: Ledger, trust: TrustRoot, tenant: str, size: int
+) -> dict[str, Any]:
+    """The checkpoint issued at ``size``; one whose key is no longer trusted is reported."""
+    note = await ledger.tree.stored_checkpoint(tenant, size)
+    if note is None:
+        raise NotFound(f"no checkpoint was issued at size {size}")
+    try:
+        opened = open_checkpoint(note, trust)
+    except CheckpointError as exc:
+        raise Unprocessable(f"the checkpoint at size {size} does not verify: {exc}") from None
+    return {"origin": opened.origin, "size": opened.size, "root": _b64(opened.root), "note": note}
+
+
+async def consistency_proof(
+    *, ledger: Ledger, tenant: str, from_size: int, to_size: int | None
+) -> dict[str, Any]:
+    """A consistency proof between two sizes of the tenant's log (``to_size``: now)."""
+    if to_size is not None and from_size > to_size:
+        raise Unprocessable(f"from ({from_size}) must not be larger than to ({to_size})")
+    try:
+        size, proof = await ledger.tree.consistency_proof(tenant, from_size, to_size)
+        _, old_root = await ledger.tree.tree_root(tenant, from_size)
+        _, new_root = await ledger.tree.tree_root(tenant, size)
+    except (ValueError, merkle.MerkleError) as exc:  # sizes the log does not have
+        raise Unprocessable(str(exc)) from None
+    return {"from": from_size, "to": size, "from_root": _b64(old_root), "to_root": _b64(new_root),
+            "proof": [_b64(h) for h in proof]}  # fmt: skip
 
 
 async def verify_tenant(
@@ -19,10 +63,10 @@ async def verify_tenant(
     Raises :class:`CheckpointError` if ``trusted_note`` does not verify; a stored checkpoint
     that does not verify is reported as the problem.
     """
-    origin = ledger.checkpoint_origin(tenant)
+    origin = ledger.tree.checkpoint_origin(tenant)
     trusted = open_checkpoint(trusted_note, trust, origin) if trusted_note else None
     checkpoints = []
-    for note in await ledger.stored_checkpoints(tenant):
+    for note in await ledger.tree.stored_checkpoints(tenant):
         try:
             checkpoints.append(open_checkpoint(note, trust, origin))
         except CheckpointError as exc:
@@ -32,11 +76,11 @@ async def verify_tenant(
                                   "sequence": None, "detail": str(exc)},
             }  # fmt: skip
     verifier = LogVerifier(tenant, trust, checkpoints, trusted)
-    async for receipt in ledger.records(tenant):
+    async for receipt in ledger.reads.records(tenant):
         if not verifier.add(receipt.record, receipt.log_index):
             break
     report = verifier.finish()
-    stores = await ledger.compare_stores(tenant)
+    stores = await ledger.repair.compare_stores(tenant)
     answer = report.to_json()
     answer["stores"] = stores.to_json()
     if report.ok and stores.mismatches:

@@ -7,7 +7,7 @@ from typing import Any
 
 from decisiontrail.config import Settings
 from decisiontrail.keystore import KeyStore, RateLimiter
-from decisiontrail.ledger import Ledger, load_pepper
+from decisiontrail.ledger import Ledger, build_ledger, load_pepper
 from decisiontrail.metrics import Metrics
 from decisiontrail.provenance import GRAPH, ProvenanceStore
 from decisiontrail.signing import Keyring, private_key_from_text
@@ -49,7 +49,7 @@ class ServiceState:
         if settings.store_workers and engine is not None:
             committer = GenesisWorker(settings.genesisdb_location, MAX_EVENT_BYTES)
         metrics = Metrics()
-        ledger = Ledger(
+        ledger = build_ledger(
             genesis,
             keyring,
             origin=settings.log_origin,

@@ -32,8 +32,8 @@ def record(count: int, tenant: str = "default") -> str:
         try:
             for i in range(count):
                 body = {"agent": f"bot{i % 2}", "action": f"act {i}", "input": "Alice"}
-                await state.ledger.record(tenant, [PreparedDecision(body, ["input"])])
-            return (await state.ledger.checkpoint(tenant)).note
+                await state.ledger.writer.record(tenant, [PreparedDecision(body, ["input"])])
+            return (await state.ledger.tree.checkpoint(tenant)).note
         finally:
             await state.close()
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -104,14 +103,10 @@ async def stream(
         after = int(last_event_id)
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        async for receipt in state.ledger.follow(key.tenant, after):
-            decision = receipt.record["decision"]
-            if agent is not None and decision.get("agent") != agent:
-                continue
-            if kind is not None and decision.get("kind", "custom") != kind:
-                continue
-            body = {**receipt.to_json(), "decision": decision}
-            yield {"event": "decision", "id": str(receipt.log_index), "data": json.dumps(body)}
+        async for body in decisions.follow_decisions(
+            ledger=state.ledger, tenant=key.tenant, after=after, agent=agent, kind=kind
+        ):
+            yield {"event": "decision", "id": str(body["log_index"]), "data": json.dumps(body)}
 
     return EventSourceResponse(events(), ping=15)
 
@@ -149,17 +144,6 @@ async def provenance(
 @router.get("/{decision_id}/proof")
 async def inclusion_proof(decision_id: str, key: ReadKey, state: StateDep) -> dict[str, Any]:
     """An inclusion proof of the decision against the newest signed checkpoint."""
-    found = await decisions.get_decision(
-        ledger=state.ledger, tenant=key.tenant, decision_id=decision_id, with_personal=False
+    return await decisions.inclusion_proof(
+        ledger=state.ledger, tenant=key.tenant, decision_id=decision_id
     )
-    checkpoint = await state.ledger.checkpoint(key.tenant)
-    index = int(found["log_index"])
-    _, proof = await state.ledger.inclusion_proof(key.tenant, index, checkpoint.size)
-    return {
-        "decision_id": decision_id,
-        "log_index": index,
-        "tree_size": checkpoint.size,
-        "root": base64.b64encode(checkpoint.root).decode(),
-        "proof": [base64.b64encode(h).decode() for h in proof],
-        "checkpoint": checkpoint.note,
-    }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -10,34 +9,24 @@ from pydantic import BaseModel, Field
 
 from decisiontrail import integrity
 from decisiontrail.deps import AuditKey, ReadKey, StateDep
-from decisiontrail.errors import NotFound, Unprocessable
-from decisiontrail.ledger import LedgerError
-from decisiontrail.verification import CheckpointError, open_checkpoint
-from ledgerstore import merkle
+from decisiontrail.errors import Unprocessable
+from decisiontrail.verification import CheckpointError
 
 router = APIRouter(tags=["integrity"])
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
 
 
 @router.get("/v1/checkpoints/latest")
 async def latest_checkpoint(key: ReadKey, state: StateDep) -> dict[str, Any]:
     """A signed C2SP checkpoint of the tenant's log as it is now (issued on demand)."""
-    checkpoint = await state.ledger.checkpoint(key.tenant)
-    return {"origin": checkpoint.origin, "size": checkpoint.size, "root": _b64(checkpoint.root),
-            "note": checkpoint.note}  # fmt: skip
+    return await integrity.latest_checkpoint(ledger=state.ledger, tenant=key.tenant)
 
 
 @router.get("/v1/checkpoints/{size}")
 async def checkpoint_by_size(size: int, key: ReadKey, state: StateDep) -> dict[str, Any]:
     """The signed checkpoint issued at ``size``, if one was."""
-    note = await state.ledger.stored_checkpoint(key.tenant, size)
-    if note is None:
-        raise NotFound(f"no checkpoint was issued at size {size}")
-    opened = open_checkpoint(note, state.keyring.trust)
-    return {"origin": opened.origin, "size": opened.size, "root": _b64(opened.root), "note": note}
+    return await integrity.stored_checkpoint(
+        ledger=state.ledger, trust=state.keyring.trust, tenant=key.tenant, size=size
+    )
 
 
 @router.get("/v1/proofs/consistency")
@@ -48,16 +37,9 @@ async def consistency(
     to_size: Annotated[int | None, Query(alias="to", ge=1)] = None,
 ) -> dict[str, Any]:
     """A consistency proof from tree size ``from`` to ``to`` (default: now)."""
-    if to_size is not None and from_size > to_size:
-        raise Unprocessable(f"from ({from_size}) must not be larger than to ({to_size})")
-    try:
-        size, proof = await state.ledger.consistency_proof(key.tenant, from_size, to_size)
-        _, old_root = await state.ledger.tree_root(key.tenant, from_size)
-        _, new_root = await state.ledger.tree_root(key.tenant, size)
-    except (LedgerError, ValueError, merkle.MerkleError) as exc:  # sizes the log does not have
-        raise Unprocessable(str(exc)) from None
-    return {"from": from_size, "to": size, "from_root": _b64(old_root), "to_root": _b64(new_root),
-            "proof": [_b64(h) for h in proof]}  # fmt: skip
+    return await integrity.consistency_proof(
+        ledger=state.ledger, tenant=key.tenant, from_size=from_size, to_size=to_size
+    )
 
 
 class VerifyRequest(BaseModel):
