@@ -1,0 +1,137 @@
+"""The promises issue 14 found broken, each walked on the path that broke it: unknown commit
+outcomes, erasure racing a replica, fresh heads on replicas, Idempotency-Key semantics."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from decisiontrail.ledger import Ledger, PreparedDecision
+from genesisdb import Client, NetworkError
+from tests.service.inprocess import DECISION, Service
+from tests.service.test_ledger import all_records, close_ledger, decision, open_ledger
+from tests.service.test_ledger import ledger as ledger  # the fixture
+
+
+def lose_answers(ledger: Ledger, *, commit_first: bool, times: int = 1) -> list[int]:
+    """Make the next ``times`` commits lose their connection: after the store committed
+    (``commit_first``) or before it saw them. Returns a list counting the commits lost."""
+    real = ledger.genesis.commit_events
+    lost: list[int] = []
+
+    async def flaky(events: Any, preconditions: Any = None) -> Any:
+        if len(lost) < times and any("/agents/" in e["subject"] for e in events):
+            lost.append(1)
+            if commit_first:
+                await real(events, preconditions)
+            raise NetworkError("connection reset")
+        return await real(events, preconditions)
+
+    ledger.genesis.commit_events = flaky  # type: ignore[method-assign]
+    return lost
+
+
+async def live_records(ledger: Ledger) -> set[str]:
+    """SapixDB records not tombstoned."""
+    recent = await ledger.provenance.recent(before_hlc=None, limit=1000)
+    return {r.record_id for r in recent} - await ledger.provenance.deleted_ids()
+
+
+async def record_concurrently(ledger: Ledger, n: int) -> list[Any]:
+    calls = [ledger.writer.record("acme", [decision(f"bot{i}", i)]) for i in range(n)]
+    return await asyncio.gather(*calls, return_exceptions=True)
+
+
+@pytest.mark.parametrize("commit_first", [True, False], ids=["landed", "not-landed"])
+async def test_an_unknown_outcome_of_a_group_is_resolved_before_any_retry(
+    ledger: Ledger, commit_first: bool
+) -> None:
+    lost = lose_answers(ledger, commit_first=commit_first)
+    results = await record_concurrently(ledger, 2)
+    assert lost == [1]
+    assert not [r for r in results if isinstance(r, BaseException)]
+    records = await all_records(ledger, "acme")
+    assert len(records) == 2  # once each: never doubled
+    answered = {r[0].record["id"] for r in results}
+    assert answered == {r["id"] for r in records}
+    assert len(await live_records(ledger)) == 2  # SapixDB: a failed attempt left nothing live
+
+
+async def test_a_lone_request_whose_commit_landed_is_answered_as_recorded(
+    ledger: Ledger,
+) -> None:
+    lose_answers(ledger, commit_first=True)
+    receipts = await ledger.writer.record("acme", [decision("a", 0)])
+    assert [r["id"] for r in await all_records(ledger, "acme")] == [receipts[0].record["id"]]
+
+
+async def test_a_lone_request_whose_commit_did_not_land_fails_and_leaves_nothing(
+    ledger: Ledger,
+) -> None:
+    lose_answers(ledger, commit_first=False)
+    with pytest.raises(NetworkError):
+        await ledger.writer.record("acme", [decision("a", 0)])
+    assert await all_records(ledger, "acme") == []
+    assert await live_records(ledger) == set()
+
+
+async def test_a_replica_proves_what_another_replica_wrote(tmp_path: Path) -> None:
+    location = f"sqlite:///{tmp_path}/shared.db"
+    writer = open_ledger(tmp_path, Client({"api_url": location}))
+    reader = open_ledger(tmp_path, Client({"api_url": location}))
+    try:
+        await reader.writer.record("acme", [decision("r", 0)])  # the reader's head: size 1
+        written = await writer.writer.record("acme", [decision("w", i) for i in range(3)])
+        size, proof = await reader.tree.inclusion_proof("acme", written[-1].log_index)
+        assert size == 4 and proof
+        checkpoint = await reader.tree.checkpoint("acme")
+        assert checkpoint.size == 4
+    finally:
+        await close_ledger(writer)
+        await close_ledger(reader)
+
+
+def about(subject: str, i: int) -> PreparedDecision:
+    body = {"agent": "bot", "action": f"step {i}", "data_subjects": [subject]}
+    return PreparedDecision(body, ["data_subjects"])
+
+
+async def test_erasure_on_one_replica_reaches_what_another_records_next(tmp_path: Path) -> None:
+    location = f"sqlite:///{tmp_path}/shared.db"
+    eraser = open_ledger(tmp_path, Client({"api_url": location}))
+    other = open_ledger(tmp_path, Client({"api_url": location}))
+    try:
+        await other.writer.record("acme", [about("carol", 0)])  # ``other`` caches her key
+        await eraser.subjects.erase_subject("acme", "carol")
+        later = await other.writer.record("acme", [about("carol", 1)])
+        assert await other.reads.personal_values("acme", later[0].record["id"]) is not None
+        ids, _ = await eraser.subjects.erase_subject("acme", "carol")
+        assert later[0].record["id"] in ids
+        assert await other.reads.personal_values("acme", later[0].record["id"]) is None
+    finally:
+        await close_ledger(eraser)
+        await close_ledger(other)
+
+
+async def test_idempotency_keys_follow_the_ietf_draft(service: Service) -> None:
+    writer = await service.key("acme")
+    url = "/v1/decisions"
+    empty = await service.client.post(url, json=DECISION, headers={**writer, "Idempotency-Key": ""})
+    assert empty.status_code == 400, empty.text
+    bad = [*((k.encode(), v.encode()) for k, v in writer.items())]
+    bad.append((b"Idempotency-Key", "café".encode()))  # not visible ASCII
+    assert (await service.client.post(url, json=DECISION, headers=bad)).status_code == 400
+    keyed = {**writer, "Idempotency-Key": '"order-1"'}
+    first = await service.client.post(url, json=DECISION, headers=keyed)
+    assert first.status_code == 201, first.text
+    counted = service.state.metrics.decisions.labels("acme", DECISION["agent"], DECISION["kind"])
+    before = counted._value.get()
+    again = await service.client.post(url, json=DECISION, headers=keyed)
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    assert counted._value.get() == before  # a replay is not a new decision
+    other = await service.client.post(url, json={**DECISION, "action": "x"}, headers=keyed)
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    assert len([r async for r in service.state.ledger.reads.records("acme")]) == 1
