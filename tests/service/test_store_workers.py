@@ -361,3 +361,31 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+class DiesAfterCommitting(GenesisWorker):
+    """A Genesis DB worker whose first commit lands and whose answer is then lost (as if the
+    child died right after committing)."""
+
+    lost = 0
+
+    async def commit_events(self, events: Any, preconditions: Any = None) -> None:
+        await super().commit_events(events, preconditions)
+        if not self.lost:
+            self.lost += 1
+            raise WorkerUnavailable("the Genesis DB worker process died")
+
+
+async def test_a_group_whose_worker_died_after_committing_is_recorded_once(
+    tmp_path: Path,
+) -> None:
+    committer = DiesAfterCommitting(genesis_location(tmp_path), 1_000_000)
+    ledger = open_ledger(tmp_path, None, committer)
+    try:
+        calls = [ledger.writer.record("acme", [decision(f"bot{i}", i)]) for i in range(3)]
+        results = await asyncio.gather(*calls)
+        assert committer.lost == 1
+        records = await all_records(ledger, "acme")
+        assert sorted(r["id"] for r in records) == sorted(r[0].record["id"] for r in results)
+    finally:
+        await close(ledger)
