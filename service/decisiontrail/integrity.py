@@ -83,6 +83,22 @@ async def verify_tenant(
     stores = await ledger.repair.compare_stores(tenant)
     answer = report.to_json()
     answer["stores"] = stores.to_json()
+    if report.ok:
+        # The log verifies on its own; the store's other records of its length must agree.
+        chains = {name: (c.expected, c.prev_hash) for name, c in verifier.chains.items()}
+        disagreements = await ledger.bookkeeping.disagreements(
+            tenant, size=report.records_checked, chains=chains
+        )
+        answer["bookkeeping"] = [{"reason": d.reason, "detail": d.detail} for d in disagreements]
+        if disagreements:
+            answer["ok"] = False
+            answer["first_problem"] = {
+                "reason": disagreements[0].reason,
+                "record_id": None,
+                "sequence": None,
+                "detail": disagreements[0].detail,
+            }
+            return answer
     if report.ok and stores.mismatches:
         # The log itself verifies, but the two stores disagree: name the first decision.
         answer["ok"] = False

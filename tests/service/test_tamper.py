@@ -511,3 +511,21 @@ def append_record(trail: Trail, record: dict[str, Any], *, log_index: int) -> No
         stored = {**stored, "data": {"record": record, "log_index": log_index}}
         subject = f"/tenants/{TENANT}/agents/{record['chain']}/decisions/{record['id']}"
         rawdb.append_copy(conn, template, stored, subject)
+
+
+def test_a_cut_tail_with_its_index_and_checkpoints_is_caught_by_the_bookkeeping(
+    trail: Trail,
+) -> None:
+    """The newest decisions go with their index rows and every stored checkpoint; the batch
+    and chain-head events (and the engine's own chain) still say the log was longer."""
+    with rawdb.connect(trail.genesis) as conn:
+        rawdb.delete_rows(conn, rows(trail)[5:])
+        index = [f"/tenants/{TENANT}/decisions/{i}" for i in trail.ids[5:]]
+        conn.executemany("DELETE FROM ls_entries WHERE subject = ?", [(s,) for s in index])
+        assert rawdb.delete_checkpoints(conn) == 2
+    report = verify_online(trail)
+    problem = first_problem(report)
+    assert problem["reason"] == "truncated", report
+    assert "say the log holds 7 records but it has 5" in problem["detail"]
+    details = " ".join(d["detail"] for d in report["bookkeeping"])
+    assert "chain 'bot' has 4 records but the store holds a head after 5 records" in details

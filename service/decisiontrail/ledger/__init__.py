@@ -15,6 +15,7 @@ One module per job (see docs/design.md, "The ledger package"):
 - :mod:`~decisiontrail.ledger.tree`      heads, tiles, proofs, checkpoints
 - :mod:`~decisiontrail.ledger.reads`     committed decisions by id, in order, live
 - :mod:`~decisiontrail.ledger.repair`    orphans tombstoned, edges rewritten, stores compared
+- :mod:`~decisiontrail.ledger.bookkeeping`  the store's own records held against the log
 
 :class:`Ledger` only wires them together; it has no behaviour of its own.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from decisiontrail.ledger.bookkeeping import Bookkeeping
 from decisiontrail.ledger.commit import Committer
 from decisiontrail.ledger.events import PreparedDecision, Receipt, TenantHead
 from decisiontrail.ledger.failures import LedgerError
@@ -65,6 +67,7 @@ class Ledger:
     outbox: Outbox
     writer: Writer
     repair: Repair
+    bookkeeping: Bookkeeping
     genesis_worker: GenesisWorker | None = None
 
     def workers(self) -> list[SapixWorker | GenesisWorker]:
@@ -101,5 +104,6 @@ def build_ledger(
         outbox=outbox,
         writer=writer,
         repair=Repair(genesis, reads, subjects, provenance),
+        bookkeeping=Bookkeeping(genesis),
         genesis_worker=genesis_worker,
     )
