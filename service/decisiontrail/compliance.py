@@ -26,8 +26,14 @@ from decisiontrail.report_model import (
     ErasureSummary,
     KeyRotation,
 )
-from decisiontrail.signing import REPORT_DOMAIN, Keyring, PublicKey
-from decisiontrail.verification import SignedCheckpoint, open_checkpoint, verify_records
+from decisiontrail.signing import REPORT_DOMAIN, Keyring, PublicKey, TrustRoot
+from decisiontrail.verification import (
+    CheckpointError,
+    SignedCheckpoint,
+    open_checkpoint,
+    verify_records,
+)
+from ledgerstore import merkle
 
 BUCKETS = [f"{i / 10:.1f}–{(i + 1) / 10:.1f}" for i in range(10)]
 
@@ -172,3 +178,52 @@ def sign_report(report: dict[str, Any], keyring: Keyring) -> dict[str, str]:
         "key_id": key_id,
         "signature": base64.b64encode(signature).decode(),
     }
+
+
+def verify_signed_report(*, document: Any, trust: TrustRoot) -> dict[str, Any]:
+    """Check a signed compliance report (``{"report": …, "signature": …}``, the JSON form the
+    service and ``decisiontrail report`` write) against a trust root held independently: the
+    signature over the report's canonical JSON by a key valid when it was generated, its
+    checkpoint notes, and the consistency proof from the start checkpoint to the end one."""
+    if not isinstance(document, dict) or not isinstance(document.get("report"), dict):
+        return _report_problem("not_a_report", "the file is not a signed compliance report")
+    report, signature = document["report"], document.get("signature")
+    if not isinstance(signature, dict):
+        return _report_problem("unsigned", "the report carries no signature")
+    digest = hashlib.sha256(canonical_json(report)).digest()
+    if signature.get("sha256") != digest.hex():
+        return _report_problem("modified", "the report does not match its signed digest")
+    try:
+        raw = base64.b64decode(str(signature.get("signature", "")), validate=True)
+        generated = parse_time(str(report["generated_at"]))
+    except (KeyError, ValueError) as exc:
+        return _report_problem("malformed", f"unreadable report or signature: {exc}")
+    reason = trust.verify(str(signature.get("key_id")), REPORT_DOMAIN + digest, raw, generated)
+    if reason is not None:
+        return _report_problem("bad_signature", reason)
+    opened: list[SignedCheckpoint] = []
+    for name in ("checkpoint_start", "checkpoint_end"):
+        summary = report.get(name)
+        if summary is None:
+            continue
+        try:
+            checkpoint = open_checkpoint(str(summary["note"]), trust)
+        except (CheckpointError, KeyError, TypeError) as exc:
+            return _report_problem("bad_checkpoint", f"{name}: {exc}")
+        if not checkpoint.origin.endswith(f"/{report.get('tenant')}"):
+            return _report_problem("bad_checkpoint", f"{name} is another tenant's")
+        opened.append(checkpoint)
+    if len(opened) == 2 and 0 < opened[0].size <= opened[1].size:
+        try:
+            proof = [bytes.fromhex(h) for h in report.get("consistency_proof") or []]
+            merkle.verify_consistency(
+                opened[0].size, opened[1].size, opened[0].root, opened[1].root, proof
+            )
+        except (ValueError, merkle.MerkleError) as exc:
+            return _report_problem("inconsistent", f"the consistency proof fails: {exc}")
+    return {"ok": True, "first_problem": None, "key_id": signature.get("key_id"),
+            "checkpoints_checked": len(opened)}  # fmt: skip
+
+
+def _report_problem(reason: str, detail: str) -> dict[str, Any]:
+    return {"ok": False, "first_problem": {"reason": reason, "detail": detail}}

@@ -141,10 +141,15 @@ def export(trail: Trail, name: str = "bundle.jsonl") -> Path:
 
 
 def verify_bundle(
-    trail: Trail, bundle: Path, trusted: Path | None = None, *, public_key: bool = True
+    trail: Trail,
+    bundle: Path,
+    trusted: Path | None = None,
+    *,
+    public_key: bool = True,
+    extra: list[str] | None = None,
 ) -> tuple[int, dict[str, Any] | None, str]:
     """The exit code, the JSON report (None if the bundle could not be verified) and stderr."""
-    args = ["verify", "--bundle", str(bundle)]
+    args = ["verify", "--bundle", str(bundle), *(extra or [])]
     args += ["--public-key", str(trail.public_key)] if public_key else []
     args += ["--trusted-checkpoint", str(trusted)] if trusted else []
     result = runner.invoke(cli, args)
@@ -475,9 +480,13 @@ def test_a_bundle_resigned_by_a_forger_only_verifies_without_the_public_key(trai
     assert code == 1 and report is not None
     assert report["first_problem"]["reason"] == "checkpoint_mismatch"
 
+    # Without an independent trust root it fails closed: only internal consistency is shown.
     code, report, errors = verify_bundle(trail, bundle, public_key=False)
-    assert code == 0 and report is not None and report["used_bundled_trust_root"] is True
-    assert "trusting the key inside the bundle" in errors
+    assert code == 3 and report is not None and report["used_bundled_trust_root"] is True
+    assert report["trust"] == "bundled_key_only"
+    assert "proves only that the bundle is internally consistent" in " ".join(errors.split())
+    code, report, _ = verify_bundle(trail, bundle, public_key=False, extra=["--trust-bundled-key"])
+    assert code == 0 and report is not None and report["ok"] is True
 
 
 # --- forging -----------------------------------------------------------------------------------
