@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from decisiontrail.ledger import Ledger, PreparedDecision
+from decisiontrail.ledger.failures import LegalHoldError
 from genesisdb import Client, NetworkError
 from tests.service.inprocess import DECISION, Service
 from tests.service.test_ledger import all_records, close_ledger, decision, open_ledger
@@ -135,3 +136,31 @@ async def test_idempotency_keys_follow_the_ietf_draft(service: Service) -> None:
     other = await service.client.post(url, json={**DECISION, "action": "x"}, headers=keyed)
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
     assert len([r async for r in service.state.ledger.reads.records("acme")]) == 1
+
+
+async def test_a_hold_placed_while_an_erasure_starts_is_respected(tmp_path: Path) -> None:
+    location = f"sqlite:///{tmp_path}/shared.db"
+    eraser = open_ledger(tmp_path, Client({"api_url": location}))
+    holder = open_ledger(tmp_path, Client({"api_url": location}))
+    try:
+        recorded = await eraser.writer.record("acme", [about("dave", 0)])
+        await holder.subjects.set_legal_hold("acme", "dave", placed=False)  # a hold history
+        read = eraser.genesis.stream_events
+        placed: list[str] = []
+
+        async def hold_placed_right_after(subject: str, *args: Any) -> Any:
+            found = await read(subject, *args)
+            if subject.endswith("/hold") and not placed:
+                placed.append(subject)  # another replica places a hold right now
+                await holder.subjects.set_legal_hold("acme", "dave", placed=True)
+            return found
+
+        eraser.genesis.stream_events = hold_placed_right_after  # type: ignore[method-assign]
+        with pytest.raises(LegalHoldError):
+            await eraser.subjects.erase_subject("acme", "dave")
+        assert placed
+        values = await holder.reads.personal_values("acme", recorded[0].record["id"])
+        assert values is not None  # nothing was erased under the hold
+    finally:
+        await close_ledger(eraser)
+        await close_ledger(holder)

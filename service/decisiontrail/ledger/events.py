@@ -13,7 +13,8 @@ Events (agent and tenant names are percent-encoded, data-subject ids never appea
   ``io.decisiontrail.subject.key`` — stored as reference (erasable): a random key naming the
   data subject everywhere else (see :mod:`decisiontrail.ledger.subjects`)
 - ``/data-subjects/{key}/tenants/{t}/decisions/{id}``  ``io.decisiontrail.subject.linked``
-- ``/data-subjects/{key}/tenants/{t}/hold``  legal hold placed / released
+- ``/data-subjects/{key}/tenants/{t}/hold``  legal hold placed / released, and erasure
+  started (committed only while no hold is placed)
 - ``/tenants/{t}/log/{start}``  ``io.decisiontrail.log.batch``: where a batch starts, how many
   records it holds, and the tile frontier after it (the unfinished tile of every level)
 - ``/tenants/{t}/chains/{a}``  ``io.decisiontrail.chain.head``: a chain's next sequence number
@@ -48,6 +49,7 @@ CHECKPOINT_TYPE = "io.decisiontrail.checkpoint"
 SUBJECT_KEY_TYPE = "io.decisiontrail.subject.key"
 HOLD_PLACED_TYPE = "io.decisiontrail.legal-hold.placed"
 HOLD_RELEASED_TYPE = "io.decisiontrail.legal-hold.released"
+ERASURE_STARTED_TYPE = "io.decisiontrail.erasure.started"  # at the hold subject: no hold then
 
 
 def tenant_path(tenant: str) -> str:

@@ -21,23 +21,26 @@ from pathlib import Path
 from typing import Any
 
 from decisiontrail.ledger.events import (
+    ERASURE_STARTED_TYPE,
     HOLD_PLACED_TYPE,
     HOLD_RELEASED_TYPE,
     SUBJECT_KEY_TYPE,
     SUBJECT_LINK_TYPE,
     PreparedDecision,
     event,
+    is_new,
     personal_subject,
     subject_path,
     tenant_path,
 )
-from decisiontrail.ledger.failures import LegalHoldError
+from decisiontrail.ledger.failures import ConflictRetriesExhaustedError, LegalHoldError
 from decisiontrail.provenance import ProvenanceStore
 from decisiontrail.records import format_time
-from genesisdb import Client
+from genesisdb import Client, PreconditionFailedError
 from genesisdb.events import to_dict
 
 SUBJECT_LOOKUP_CHUNK = 500  # subjects looked up in one query
+CLAIM_RETRIES = 5  # attempts to start an erasure while holds change under it
 KEY_CACHE_SIZE = 100_000  # subject keys remembered per process (least recently used go)
 
 
@@ -199,6 +202,38 @@ class Subjects:
             events.append(event(f"{subject_path(tenant, key)}/hold", kind, {"at": when}))
         await self.genesis.commit_events(events)
 
+    async def _claim_erasure(self, tenant: str, keys: Sequence[str]) -> None:
+        """Record that the subject's erasure starts, in one commit that holds only while no
+        legal hold is placed (so a hold placed at the same moment is never ignored): each
+        key's hold subject is new, or its latest event is not a placed hold."""
+        for _ in range(CLAIM_RETRIES):
+            events, preconditions = [], []
+            when = format_time(datetime.now(UTC))
+            for key in keys:
+                hold = f"{subject_path(tenant, key)}/hold"
+                history = await self.genesis.stream_events(hold)
+                if history and to_dict(history[-1])["type"] == HOLD_PLACED_TYPE:
+                    raise LegalHoldError(
+                        "a legal hold is placed on this data subject; release it first"
+                    )
+                if not history:
+                    preconditions.append(is_new(hold))
+                else:
+                    query = (
+                        f"STREAM e FROM events WHERE e.subject UNDER '{hold}' "
+                        f"ORDER BY e.time DESC LIMIT 1 MAP e.type != '{HOLD_PLACED_TYPE}'"
+                    )
+                    preconditions.append({"type": "isQueryResultTrue", "payload": {"query": query}})
+                events.append(event(hold, ERASURE_STARTED_TYPE, {"at": when}))
+            if not events:
+                return  # no key: nothing to hold, nothing to erase
+            try:
+                await self.genesis.commit_events(events, preconditions)
+                return
+            except PreconditionFailedError:
+                continue  # a hold (or another erasure) came in between: look again
+        raise ConflictRetriesExhaustedError("the subject's holds kept changing; retry")
+
     async def erase_subject(self, tenant: str, subject_id: str) -> tuple[list[str], int]:
         """Erase every personal value of the subject's decisions and the subject's keys (the
         events naming whom a key stands for; the links and holds under the key stay, tied to
@@ -208,8 +243,7 @@ class Subjects:
         and proofs are untouched: records hold only salted commitments.
         """
         keys = await self.subject_keys(tenant, subject_id)
-        if await self.legal_hold(tenant, subject_id):
-            raise LegalHoldError("a legal hold is placed on this data subject; release it first")
+        await self._claim_erasure(tenant, keys)
         # The key events first: from then on no writer (on any replica) can link a decision
         # to these keys (see keys_unerased), so the links listed below are all there will be.
         erased = await self.genesis.erase_data(self.registry(tenant, subject_id))
