@@ -155,7 +155,7 @@ async def test_a_hold_placed_while_an_erasure_starts_is_respected(tmp_path: Path
                 await holder.subjects.set_legal_hold("acme", "dave", placed=True)
             return found
 
-        eraser.genesis.stream_events = hold_placed_right_after  # type: ignore[method-assign]
+        eraser.genesis.stream_events = hold_placed_right_after  # type: ignore[method-assign,assignment]
         with pytest.raises(LegalHoldError):
             await eraser.subjects.erase_subject("acme", "dave")
         assert placed
