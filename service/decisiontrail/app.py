@@ -42,7 +42,7 @@ async def _issue_checkpoints(state: ServiceState) -> None:
             try:
                 head = await state.ledger.heads.head(tenant)
                 if head.size and issued.get(tenant) != head.size:
-                    checkpoint = await state.ledger.tree.checkpoint(tenant)
+                    checkpoint = await state.ledger.tree.issue_checkpoint(tenant)
                     issued[tenant] = checkpoint.size
             except Exception:  # a failed round is retried at the next interval
                 log.exception("periodic checkpoint failed", extra={"tenant": tenant})

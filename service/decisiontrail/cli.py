@@ -327,7 +327,7 @@ def export(
     name = tenant or settings.default_tenant
 
     async def work(state: ServiceState) -> int:
-        checkpoint = await state.ledger.tree.checkpoint(name)
+        checkpoint = await state.ledger.tree.issue_checkpoint(name)  # the bundle's newest
         notes = await state.ledger.tree.stored_checkpoints(name)
 
         async def records() -> Any:

@@ -83,6 +83,10 @@ class LegalHold(Conflict):
     code, title = "legal_hold", "A legal hold prevents this"
 
 
+class UntrustedCheckpoint(Conflict):
+    code, title = "untrusted_checkpoint", "The stored checkpoint does not verify"
+
+
 class BadIdempotencyKey(ServiceError):
     status, code, title = 400, "bad_idempotency_key", "The Idempotency-Key header is not valid"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from decisiontrail.errors import NotFound, Unprocessable
+from decisiontrail.errors import NotFound, Unprocessable, UntrustedCheckpoint
 from decisiontrail.ledger import Ledger
 from decisiontrail.signing import TrustRoot
 from decisiontrail.verification import CheckpointError, LogVerifier, open_checkpoint
@@ -32,8 +32,8 @@ async def stored_checkpoint(
         raise NotFound(f"no checkpoint was issued at size {size}")
     try:
         opened = open_checkpoint(note, trust)
-    except CheckpointError as exc:
-        raise Unprocessable(f"the checkpoint at size {size} does not verify: {exc}") from None
+    except CheckpointError as exc:  # e.g. signed by a key since removed from the trust root
+        raise UntrustedCheckpoint(f"the checkpoint at size {size} does not verify: {exc}") from None
     return {"origin": opened.origin, "size": opened.size, "root": _b64(opened.root), "note": note}
 
 

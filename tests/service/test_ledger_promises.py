@@ -12,6 +12,7 @@ import pytest
 from decisiontrail.ledger import Ledger, PreparedDecision
 from decisiontrail.ledger.failures import LegalHoldError
 from genesisdb import Client, NetworkError
+from tests.service import rawdb
 from tests.service.inprocess import DECISION, Service
 from tests.service.test_ledger import all_records, close_ledger, decision, open_ledger
 from tests.service.test_ledger import ledger as ledger  # the fixture
@@ -164,3 +165,42 @@ async def test_a_hold_placed_while_an_erasure_starts_is_respected(tmp_path: Path
     finally:
         await close_ledger(eraser)
         await close_ledger(holder)
+
+
+async def test_reads_write_nothing_and_store_errors_are_503(service: Service) -> None:
+    key = await service.key("acme")
+    receipt = await service.record(key, data_subjects=["erin"])
+    await service.state.ledger.tree.issue_checkpoint("acme")
+    before = rawdb.stored_rows(service.state.settings.data_dir)
+    issued = dict(service.state.metrics._checkpoints)  # when each tenant's was issued
+    for url in [
+        "/v1/checkpoints/latest",
+        f"/v1/decisions/{receipt['id']}/proof",
+        f"/v1/decisions/{receipt['id']}/provenance",
+    ]:
+        assert (await service.client.get(url, headers=key)).status_code == 200
+    await service.record(key)  # the log grows: a read now signs a checkpoint it does not store
+    assert (await service.client.get("/v1/checkpoints/latest", headers=key)).json()["size"] == 2
+    after = rawdb.stored_rows(service.state.settings.data_dir)
+    genesis = "genesisdb.db:ls_entries"
+    assert after[genesis] > before[genesis]  # the second decision's events, nothing more:
+    await service.client.get("/v1/checkpoints/latest", headers=key)
+    assert rawdb.stored_rows(service.state.settings.data_dir) == after
+    assert service.state.metrics._checkpoints == issued  # reads issue none
+
+    async def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise NetworkError("cannot reach the Genesis DB server")
+
+    service.state.genesis.stream_events = unreachable  # type: ignore[method-assign]
+    for url in [f"/v1/decisions/{receipt['id']}", "/v1/checkpoints/1"]:
+        answer = await service.client.get(url, headers=key)
+        assert answer.status_code == 503 and answer.json()["code"] == "store_unavailable"
+
+
+async def test_a_checkpoint_signed_by_a_key_no_longer_trusted_is_named(service: Service) -> None:
+    key = await service.key("acme")
+    await service.record(key)
+    await service.state.ledger.tree.issue_checkpoint("acme")
+    service.state.keyring.trust.keys.clear()  # its key is no longer trusted
+    answer = await service.client.get("/v1/checkpoints/1", headers=key)
+    assert answer.status_code == 409 and answer.json()["code"] == "untrusted_checkpoint"

@@ -74,6 +74,7 @@ async def _append(data_dir: Path, start: int, stop: int, **changes: Any) -> list
             await service.record(writer, agent=CHAINS[i], action=f"step {i}", **changes)
             for i in range(start, stop)
         ]
+        await service.state.ledger.tree.issue_checkpoint(TENANT)  # as the periodic issuer does
         checkpoint = await service.client.get("/v1/checkpoints/latest", headers=auditor)
         assert checkpoint.json()["size"] == stop, checkpoint.text
         return [*receipts, checkpoint.json(), auditor]

@@ -176,8 +176,17 @@ class Tree:
         return reader.size, reader.consistency_proof(size1)
 
     async def checkpoint(self, tenant: str) -> SignedCheckpoint:
+        """A signed checkpoint of the tenant's log as the store holds it now, for reads: the
+        one stored at that size, else one signed now and not stored (a read writes nothing)."""
+        size, root = await self.tree_root(tenant)
+        body = merkle.Checkpoint(self.checkpoint_origin(tenant), size, root).body()
+        note = await self.stored_checkpoint(tenant, size) or self.keyring.sign_note(body)
+        return SignedCheckpoint(note, self.checkpoint_origin(tenant), size, root, ())
+
+    async def issue_checkpoint(self, tenant: str) -> SignedCheckpoint:
         """Sign and store a checkpoint of the tenant's log as it is now (the one stored at
-        that size if there is one). ``on_checkpoint`` hears only of checkpoints stored."""
+        that size if there is one): the periodic issuer's job. ``on_checkpoint`` hears only
+        of checkpoints stored."""
         size, root = await self.tree_root(tenant)
         body = merkle.Checkpoint(self.checkpoint_origin(tenant), size, root).body()
         subject = checkpoint_subject(tenant, size)
