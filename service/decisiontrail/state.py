@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from decisiontrail.config import Settings
@@ -34,7 +35,7 @@ class ServiceState:
 
     @classmethod
     async def open(cls, settings: Settings) -> ServiceState:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _make_private(settings)
         if settings.signing_key is not None:
             key = private_key_from_text(settings.signing_key.get_secret_value())
             keyring, created = Keyring.from_private_key(key, settings.log_origin), False
@@ -78,6 +79,23 @@ class ServiceState:
         await self.genesis.close()
         if self.embedded_engine is not None:
             self.embedded_engine.close()
+
+
+def _make_private(settings: Settings) -> None:
+    """The data folder 0700 and the embedded stores' files 0600: they hold personal values
+    (until erased) and API-key hashes. An empty file is an empty SQLite database, and SQLite
+    gives its -wal and -shm files the database file's mode."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.data_dir.chmod(0o700)
+    for location in (settings.genesisdb_location, settings.sapixdb_location):
+        if not location.startswith("sqlite:///"):
+            continue
+        path = Path(location.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for file in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+            if file == path or file.exists():
+                file.touch(mode=0o600)
+                file.chmod(0o600)
 
 
 def _genesis_client(settings: Settings) -> tuple[Client, Any]:

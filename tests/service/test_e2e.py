@@ -146,3 +146,15 @@ def test_against_the_compatible_servers_over_http(tmp_path: Path) -> None:
         service.stop()
         sapix.stop()
         genesis.stop()
+
+
+def test_the_data_folder_and_its_files_are_private(server: ServerProcess) -> None:
+    headers = api_key(server, "ingest")
+    answer = httpx.post(f"{server.url}/v1/decisions", json=DECISION, headers=headers, timeout=30)
+    assert answer.status_code == 201, answer.text
+    assert server.data_dir.stat().st_mode & 0o777 == 0o700
+    found = [path for path in server.data_dir.rglob("*")]
+    assert any(path.name == "genesisdb.db" for path in found)
+    for path in found:
+        expected = 0o700 if path.is_dir() else 0o600
+        assert path.stat().st_mode & 0o777 == expected, path
