@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from decisiontrail import bundle, compliance, integrity, reports
+from decisiontrail import apikeys, bundle, compliance, integrity, reports
 from decisiontrail.apikeys import Scope
 from decisiontrail.config import Settings
 from decisiontrail.records import format_time
@@ -115,6 +115,11 @@ def keys_create(
     rate: Annotated[float | None, typer.Option(help="requests a second", min=0)] = None,
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
+    try:
+        apikeys.check_tenant(tenant)
+    except apikeys.InvalidTenantName as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
 
     async def work(state: ServiceState) -> tuple[str, Any]:

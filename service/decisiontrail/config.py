@@ -43,9 +43,8 @@ class Settings(BaseSettings):
     log_origin: str = Field("decisiontrail.local", min_length=1, max_length=200)
     checkpoint_interval_seconds: float = Field(60.0, gt=0)
 
-    # Access: API keys are created with `decisiontrail keys create`; a bootstrap admin key may
-    # be given here for the first start.
-    bootstrap_admin_key: SecretStr | None = None
+    # Access: API keys are created with `decisiontrail keys create`. Tenant names are safe in
+    # subjects and graph node ids (see decisiontrail.apikeys).
     default_tenant: str = Field("default", min_length=1, max_length=100, pattern=r"^[a-z0-9_-]+$")
 
     # Limits.
@@ -73,10 +72,8 @@ class Settings(BaseSettings):
     def _safe_for_production(self) -> Self:
         if self.environment != "production":
             return self
-        for name in ("sapixdb_api_key", "genesisdb_token", "bootstrap_admin_key", "signing_key"):
+        for name in ("sapixdb_api_key", "genesisdb_token", "signing_key"):
             secret = getattr(self, name)
             if secret is not None and secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name} is a placeholder; set a real secret in production")
-        if self.bootstrap_admin_key is not None and len(self.bootstrap_admin_key) < 24:
-            raise ValueError("bootstrap_admin_key must be at least 24 characters in production")
         return self

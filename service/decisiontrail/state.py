@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from decisiontrail.apikey_store import ApiKeyStore
 from decisiontrail.config import Settings
-from decisiontrail.keystore import KeyStore, RateLimiter
 from decisiontrail.ledger import Ledger, build_ledger, load_pepper
 from decisiontrail.metrics import Metrics
 from decisiontrail.provenance import GRAPH, ProvenanceStore
+from decisiontrail.rate_limits import FailedAuthLimiter, RateLimiter
 from decisiontrail.signing import Keyring, private_key_from_text
 from decisiontrail.store_workers import GenesisWorker, SapixWorker
 from genesisdb import Client
@@ -27,8 +28,9 @@ class ServiceState:
     genesis: Client
     sapix: AsyncSapixClient
     ledger: Ledger
-    keys: KeyStore
+    keys: ApiKeyStore
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    failed_auth: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
     metrics: Metrics = field(default_factory=Metrics)
     created_signing_key: bool = False
     embedded_engine: Any = None  # closed with the service when the SDK runs in-process
@@ -66,7 +68,7 @@ class ServiceState:
             genesis,
             sapix,
             ledger,
-            KeyStore(genesis),
+            ApiKeyStore(genesis),
             metrics=metrics,
             created_signing_key=created,
             embedded_engine=engine,

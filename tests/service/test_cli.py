@@ -174,3 +174,8 @@ def test_a_signed_report_is_verified_with_the_trust_root(tmp_path: Path) -> None
     )
     keyless = runner.invoke(app, ["verify", "--report", "report.json"])
     assert keyless.exit_code == 2
+
+
+def test_keys_for_an_unsafe_tenant_name_are_refused() -> None:
+    created = runner.invoke(app, ["keys", "create", "--tenant", "acme:eu", "--scope", "read"])
+    assert created.exit_code == 2 and "a-z 0-9 _ -" in created.stderr
