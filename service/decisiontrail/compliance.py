@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,9 +31,10 @@ from decisiontrail.report_model import (
 from decisiontrail.signing import REPORT_DOMAIN, Keyring, PublicKey, TrustRoot
 from decisiontrail.verification import (
     CheckpointError,
+    LogVerifier,
     SignedCheckpoint,
     open_checkpoint,
-    verify_records,
+    verify_off_loop,
 )
 from ledgerstore import merkle
 
@@ -54,6 +57,63 @@ def _is_error(decision: dict[str, Any]) -> bool:
     return "error" in tags or (isinstance(metadata, dict) and "error" in metadata)
 
 
+@dataclass
+class _Tally:
+    """What a report counts, one record at a time (the log is streamed, never held)."""
+
+    period_from: datetime
+    period_to: datetime
+    agent: str | None
+    by: dict[str, Counter[str]] = field(
+        default_factory=lambda: {k: Counter() for k in ("agent", "model", "action", "kind")}
+    )
+    confidence: Counter[str] = field(
+        default_factory=lambda: Counter({label: 0 for label in [*BUCKETS, "none"]})
+    )
+    total: int = 0
+    reviewed: int = 0
+    overridden: int = 0
+    errors: int = 0
+    erasures: list[ErasureSummary] = field(default_factory=list)
+    oldest: str | None = None
+    first_sequence: int | None = None
+    log_size: int = 0
+    size_at_start: int = 0
+    size_at_end: int = 0
+
+    def add(self, record: dict[str, Any], log_index: int) -> None:
+        self.log_size += 1
+        moment = parse_time(record["recorded_at"])
+        if self.oldest is None:
+            self.oldest, self.first_sequence = record["recorded_at"], record["sequence"]
+        if moment < self.period_from:
+            self.size_at_start = log_index + 1
+        if moment < self.period_to:
+            self.size_at_end = log_index + 1
+        decision = record["decision"]
+        if not self.period_from <= moment < self.period_to:
+            return
+        if decision.get("agent") == ERASURE_AGENT and decision.get("action") == ERASURE_ACTION:
+            meta = decision.get("metadata") or {}
+            values = int(meta.get("values_erased", 0))
+            self.erasures.append(ErasureSummary(record["id"], record["recorded_at"], values))
+            return
+        if self.agent is not None and decision.get("agent") != self.agent:
+            return
+        self.total += 1
+        self.by["agent"][str(decision.get("agent"))] += 1
+        model = decision.get("model") or {}
+        self.by["model"][str(model.get("name", "none"))] += 1
+        self.by["action"][str(decision.get("action"))] += 1
+        self.by["kind"][str(decision.get("kind", "custom"))] += 1
+        self.confidence[_bucket(decision.get("confidence"))] += 1
+        oversight = decision.get("oversight")
+        if isinstance(oversight, dict) or decision.get("kind") == "human_review":
+            self.reviewed += 1
+            self.overridden += bool(isinstance(oversight, dict) and oversight.get("overridden"))
+        self.errors += _is_error(decision)
+
+
 async def build_report(
     *,
     ledger: Ledger,
@@ -64,78 +124,56 @@ async def build_report(
     agent: str | None,
     retention_days: int,
 ) -> ComplianceReport:
+    """A tenant's compliance report for a period. The log is streamed once: counted here,
+    and verified (hashes, chains, signatures, checkpoints) in a worker thread a chunk at a
+    time, so the event loop keeps serving other requests."""
     now = datetime.now(UTC)
-    by: dict[str, Counter[str]] = {k: Counter() for k in ("agent", "model", "action", "kind")}
-    confidence: Counter[str] = Counter({label: 0 for label in [*BUCKETS, "none"]})
-    total = reviewed = overridden = errors = 0
-    erasures: list[ErasureSummary] = []
-    oldest: str | None = None
-    records = []
-    size_at_start = size_at_end = 0
-    async for receipt in ledger.reads.records(tenant):
-        record = receipt.record
-        records.append(record)
-        moment = parse_time(record["recorded_at"])
-        oldest = oldest or record["recorded_at"]
-        if moment < period_from:
-            size_at_start = receipt.log_index + 1
-        if moment < period_to:
-            size_at_end = receipt.log_index + 1
-        decision = record["decision"]
-        if not period_from <= moment < period_to:
-            continue
-        if decision.get("agent") == ERASURE_AGENT and decision.get("action") == ERASURE_ACTION:
-            meta = decision.get("metadata") or {}
-            values = int(meta.get("values_erased", 0))
-            erasures.append(ErasureSummary(record["id"], record["recorded_at"], values))
-            continue
-        if agent is not None and decision.get("agent") != agent:
-            continue
-        total += 1
-        by["agent"][str(decision.get("agent"))] += 1
-        model = decision.get("model") or {}
-        by["model"][str(model.get("name", "none"))] += 1
-        by["action"][str(decision.get("action"))] += 1
-        by["kind"][str(decision.get("kind", "custom"))] += 1
-        confidence[_bucket(decision.get("confidence"))] += 1
-        oversight = decision.get("oversight")
-        if isinstance(oversight, dict) or decision.get("kind") == "human_review":
-            reviewed += 1
-            overridden += bool(isinstance(oversight, dict) and oversight.get("overridden"))
-        errors += _is_error(decision)
     trust = keyring.trust
     origin = ledger.tree.checkpoint_origin(tenant)
     notes = [
         open_checkpoint(n, trust, origin) for n in await ledger.tree.stored_checkpoints(tenant)
     ]
-    if period_to >= now and size_at_end:
-        notes.append(await ledger.tree.checkpoint(tenant))
-    start = _checkpoint_at_or_before(notes, size_at_start)
-    end = _checkpoint_at_or_before(notes, size_at_end)
+    if period_to >= now:
+        current = await ledger.tree.checkpoint(tenant)
+        if current.size:
+            notes.append(current)
+    tally = _Tally(period_from, period_to, agent)
+    verifier = LogVerifier(tenant, trust, list(notes), None)
+
+    async def counted() -> AsyncIterator[tuple[dict[str, Any], int | None]]:
+        async for receipt in ledger.reads.records(tenant):
+            tally.add(receipt.record, receipt.log_index)
+            yield receipt.record, None
+
+    await verify_off_loop(verifier, counted())
+    verification = verifier.finish()
+    start = _checkpoint_at_or_before(notes, tally.size_at_start)
+    end = _checkpoint_at_or_before(notes, tally.size_at_end)
     proof: list[str] = []
     if start is not None and end is not None and 0 < start.size <= end.size:
         _, hashes = await ledger.tree.consistency_proof(tenant, start.size, end.size)
         proof = [h.hex() for h in hashes]
-    verification = verify_records(records, tenant=tenant, trust=trust, checkpoints=notes)
     problem = verification.problem
-    retention_ok = verification.ok and (not records or records[0]["sequence"] == 0)
+    retention_ok = verification.ok and tally.first_sequence in (None, 0)
     return ComplianceReport(
         tenant=tenant,
         agent=agent,
         period_from=format_time(period_from),
         period_to=format_time(period_to),
         generated_at=format_time(now),
-        total_decisions=total,
-        by_agent=_counts(by["agent"]),
-        by_model=_counts(by["model"]),
-        by_action=_counts(by["action"]),
-        by_kind=_counts(by["kind"]),
-        reviewed=reviewed,
-        overridden=overridden,
-        errors=errors,
-        confidence_histogram=[Count(label, confidence[label]) for label in [*BUCKETS, "none"]],
-        erasures=erasures,
-        oldest_record_at=oldest,
+        total_decisions=tally.total,
+        by_agent=_counts(tally.by["agent"]),
+        by_model=_counts(tally.by["model"]),
+        by_action=_counts(tally.by["action"]),
+        by_kind=_counts(tally.by["kind"]),
+        reviewed=tally.reviewed,
+        overridden=tally.overridden,
+        errors=tally.errors,
+        confidence_histogram=[
+            Count(label, tally.confidence[label]) for label in [*BUCKETS, "none"]
+        ],
+        erasures=tally.erasures,
+        oldest_record_at=tally.oldest,
         retention_days_required=retention_days,
         retention_met=retention_ok,
         key_rotations=[_rotation(k) for k in trust.keys.values()],
@@ -147,7 +185,7 @@ async def build_report(
         if problem is None
         else f"{problem.reason}: {problem.detail}",
         extra={
-            "log_size": len(records),
+            "log_size": tally.log_size,
             "retention_window_start": format_time(now - timedelta(days=retention_days)),
         },
     )

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from typing import Any
 
 from decisiontrail.errors import NotFound, Unprocessable, UntrustedCheckpoint
 from decisiontrail.ledger import Ledger
 from decisiontrail.signing import TrustRoot
-from decisiontrail.verification import CheckpointError, LogVerifier, open_checkpoint
+from decisiontrail.verification import (
+    CheckpointError,
+    LogVerifier,
+    open_checkpoint,
+    verify_off_loop,
+)
 from ledgerstore import merkle
 
 
@@ -53,6 +59,11 @@ async def consistency_proof(
             "proof": [_b64(h) for h in proof]}  # fmt: skip
 
 
+async def _indexed(ledger: Ledger, tenant: str) -> AsyncIterator[tuple[dict[str, Any], int]]:
+    async for receipt in ledger.reads.records(tenant):
+        yield receipt.record, receipt.log_index
+
+
 async def verify_tenant(
     *, ledger: Ledger, trust: TrustRoot, tenant: str, trusted_note: str | None = None
 ) -> dict[str, Any]:
@@ -76,9 +87,7 @@ async def verify_tenant(
                                   "sequence": None, "detail": str(exc)},
             }  # fmt: skip
     verifier = LogVerifier(tenant, trust, checkpoints, trusted)
-    async for receipt in ledger.reads.records(tenant):
-        if not verifier.add(receipt.record, receipt.log_index):
-            break
+    await verify_off_loop(verifier, _indexed(ledger, tenant))
     report = verifier.finish()
     stores = await ledger.repair.compare_stores(tenant)
     answer = report.to_json()

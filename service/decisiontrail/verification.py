@@ -11,7 +11,8 @@ verifies any number of records in bounded memory. It reports the first bad recor
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,3 +231,27 @@ def verify_records(
         if not verifier.add(record):
             break
     return verifier.finish()
+
+
+VERIFY_CHUNK = 500  # records checked per hop to a worker thread
+
+
+async def verify_off_loop(
+    verifier: LogVerifier, receipts: AsyncIterator[tuple[dict[str, Any], int | None]]
+) -> None:
+    """Feed ``verifier`` a log read as a stream, checking hashes and signatures in a worker
+    thread a chunk at a time, so the event loop serves other requests meanwhile and no more
+    than a chunk of records is held in memory."""
+    chunk: list[tuple[dict[str, Any], int | None]] = []
+
+    def check(records: list[tuple[dict[str, Any], int | None]]) -> bool:
+        return all(verifier.add(record, index) for record, index in records)
+
+    async for item in receipts:
+        chunk.append(item)
+        if len(chunk) == VERIFY_CHUNK:
+            if not await asyncio.to_thread(check, chunk):
+                return
+            chunk = []
+    if chunk:
+        await asyncio.to_thread(check, chunk)

@@ -4,6 +4,7 @@ outcomes, erasure racing a replica, fresh heads on replicas, Idempotency-Key sem
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from decisiontrail.ledger import Ledger, PreparedDecision
 from decisiontrail.ledger.failures import LegalHoldError
+from decisiontrail.verification import LogVerifier
 from genesisdb import Client, NetworkError
 from tests.service import rawdb
 from tests.service.inprocess import DECISION, Service
@@ -204,3 +206,35 @@ async def test_a_checkpoint_signed_by_a_key_no_longer_trusted_is_named(service: 
     service.state.keyring.trust.keys.clear()  # its key is no longer trusted
     answer = await service.client.get("/v1/checkpoints/1", headers=key)
     assert answer.status_code == 409 and answer.json()["code"] == "untrusted_checkpoint"
+
+
+async def test_verification_and_reports_check_records_off_the_event_loop(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = await service.key("acme")
+    for i in range(3):
+        await service.record(key, action=f"step {i}")
+    loop_thread = threading.get_ident()
+    threads: set[int] = set()
+    add = LogVerifier.add
+
+    def watched(self: LogVerifier, record: dict[str, Any], log_index: int | None = None) -> bool:
+        threads.add(threading.get_ident())
+        return add(self, record, log_index)
+
+    monkeypatch.setattr(LogVerifier, "add", watched)
+    whole_lists: list[str] = []
+    listed = service.state.genesis.stream_events
+
+    async def stream_events(subject: str, *args: Any) -> Any:
+        if subject.endswith("/agents"):
+            whole_lists.append(subject)  # the whole log as one list in memory
+        return await listed(subject, *args)
+
+    monkeypatch.setattr(service.state.genesis, "stream_events", stream_events)
+    report = await service.client.post("/v1/verify", json={}, headers=key)
+    assert report.json()["ok"] and report.json()["records_checked"] == 3
+    compliance = await service.client.get("/v1/reports/compliance?format=json", headers=key)
+    assert compliance.status_code == 200 and compliance.json()["report"]["verification_ok"]
+    assert threads and loop_thread not in threads
+    assert whole_lists == []

@@ -95,8 +95,8 @@ class Reads:
         return None if any(not p.salt or not p.path for p in restored) else restored
 
     async def records(self, tenant: str) -> AsyncIterator[Receipt]:
-        """Every record of a tenant, in log order."""
-        for found in await self.genesis.stream_events(f"{tenant_path(tenant)}/agents"):
+        """Every record of a tenant, in log order (streamed: no list of the log in memory)."""
+        async for found in self.genesis.iter_events(f"{tenant_path(tenant)}/agents"):
             data = to_dict(found)["data"]
             if isinstance(data, dict) and "record" in data:
                 yield Receipt(data["record"], int(data["log_index"]))
