@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_batch_size: int = Field(1_000, ge=1, le=100_000)
     rate_limit_per_second: float = Field(0.0, ge=0)  # per API key; 0 = unlimited
+    max_streams: int = Field(256, ge=1)  # live SSE streams open at once (then 503)
     retention_days: int = Field(183, ge=1)  # EU AI Act art. 19/26: at least six months
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -209,18 +209,24 @@ async def list_decisions(
     return {"data": data, "next_cursor": next_cursor}
 
 
-async def follow_decisions(
+def follow_decisions(
     *, ledger: Ledger, tenant: str, after: int | None, agent: str | None, kind: str | None
 ) -> AsyncIterator[dict[str, Any]]:
     """New decisions of the tenant as they are committed (after log index ``after`` first),
-    each as its receipt with its sealed decision, filtered by agent and kind."""
-    async for receipt in ledger.reads.follow(tenant, after):
-        decision = receipt.record["decision"]
-        if agent is not None and decision.get("agent") != agent:
-            continue
-        if kind is not None and decision.get("kind", "custom") != kind:
-            continue
-        yield {**receipt.to_json(), "decision": decision}
+    each as its receipt with its sealed decision, filtered by agent and kind. Refused (503,
+    ``Retry-After``) while as many streams are open as the service allows."""
+    ledger.feed.check_capacity()  # now, before the response starts
+
+    async def receipts() -> AsyncIterator[dict[str, Any]]:
+        async for receipt in ledger.feed.follow(tenant, after):
+            decision = receipt.record["decision"]
+            if agent is not None and decision.get("agent") != agent:
+                continue
+            if kind is not None and decision.get("kind", "custom") != kind:
+                continue
+            yield {**receipt.to_json(), "decision": decision}
+
+    return receipts()
 
 
 async def inclusion_proof(*, ledger: Ledger, tenant: str, decision_id: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from genesisdb import GenesisDBError
 from sapixdb import SapixError
 
 PROBLEM_TYPE = "application/problem+json"
+STREAM_RETRY_SECONDS = 5  # Retry-After when no live stream may open
 log = logging.getLogger("decisiontrail")
 
 # What every error response looks like, for the OpenAPI document.
@@ -115,6 +116,13 @@ class StoreUnavailable(ServiceError):
     status, code, title = 503, "store_unavailable", "Storage is unavailable; retry"
 
 
+class TooManyStreams(ServiceError):
+    status, code, title = 503, "too_many_streams", "Too many live streams are open; retry"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(STREAM_RETRY_SECONDS)}, **extra)
+
+
 class OutcomeUnknown(StoreUnavailable):
     code, title = "outcome_unknown", "Whether the request was recorded is not known; retry it"
 
@@ -125,6 +133,7 @@ class StoreCorrupted(ServiceError):
 
 # The ledger's and the SDKs' exceptions, as the client sees them (the first match wins).
 _FAILURES: tuple[tuple[type[Exception], type[ServiceError]], ...] = (
+    (failures.TooManyStreamsError, TooManyStreams),
     (failures.IdempotencyKeyInFlightError, IdempotencyKeyInUse),
     (failures.IdempotencyKeyReusedError, IdempotencyKeyReused),
     (failures.LegalHoldError, LegalHold),

@@ -61,6 +61,7 @@ class ServiceState:
             on_checkpoint=metrics.checkpoint_issued,
             on_store_call=metrics.store_call,
             genesis_worker=committer,
+            max_streams=settings.max_streams,
         )
         return cls(
             settings,

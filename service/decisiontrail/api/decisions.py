@@ -102,10 +102,12 @@ async def stream(
     if after is None and last_event_id is not None and last_event_id.isdigit():
         after = int(last_event_id)
 
+    followed = decisions.follow_decisions(
+        ledger=state.ledger, tenant=key.tenant, after=after, agent=agent, kind=kind
+    )
+
     async def events() -> AsyncIterator[dict[str, str]]:
-        async for body in decisions.follow_decisions(
-            ledger=state.ledger, tenant=key.tenant, after=after, agent=agent, kind=kind
-        ):
+        async for body in followed:
             yield {"event": "decision", "id": str(body["log_index"]), "data": json.dumps(body)}
 
     return EventSourceResponse(events(), ping=15)

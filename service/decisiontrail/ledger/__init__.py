@@ -13,7 +13,8 @@ One module per job (see docs/design.md, "The ledger package"):
 - :mod:`~decisiontrail.ledger.outbox`    the SapixDB writes beside a commit
 - :mod:`~decisiontrail.ledger.subjects`  data-subject keys, legal holds, erasure
 - :mod:`~decisiontrail.ledger.tree`      heads, tiles, proofs, checkpoints
-- :mod:`~decisiontrail.ledger.reads`     committed decisions by id, in order, live
+- :mod:`~decisiontrail.ledger.reads`     committed decisions by id, in order
+- :mod:`~decisiontrail.ledger.feed`      live streams: one observation per tenant, capped
 - :mod:`~decisiontrail.ledger.repair`    orphans tombstoned, edges rewritten, stores compared
 - :mod:`~decisiontrail.ledger.bookkeeping`  the store's own records held against the log
 
@@ -29,6 +30,7 @@ from decisiontrail.ledger.bookkeeping import Bookkeeping
 from decisiontrail.ledger.commit import Committer
 from decisiontrail.ledger.events import PreparedDecision, Receipt, TenantHead
 from decisiontrail.ledger.failures import LedgerError
+from decisiontrail.ledger.feed import ChangeFeed
 from decisiontrail.ledger.outbox import Outbox, StoreCallback
 from decisiontrail.ledger.reads import Reads
 from decisiontrail.ledger.repair import Repair, StoreComparison
@@ -68,6 +70,7 @@ class Ledger:
     writer: Writer
     repair: Repair
     bookkeeping: Bookkeeping
+    feed: ChangeFeed
     genesis_worker: GenesisWorker | None = None
 
     def workers(self) -> list[SapixWorker | GenesisWorker]:
@@ -86,6 +89,7 @@ def build_ledger(
     on_checkpoint: Callable[[str], None] | None = None,
     on_store_call: StoreCallback | None = None,
     genesis_worker: GenesisWorker | None = None,
+    max_streams: int = 256,
 ) -> Ledger:
     heads = Heads(genesis)
     reads = Reads(genesis)
@@ -105,5 +109,6 @@ def build_ledger(
         writer=writer,
         repair=Repair(genesis, reads, subjects, provenance),
         bookkeeping=Bookkeeping(genesis),
+        feed=ChangeFeed(genesis, reads, max_streams=max_streams),
         genesis_worker=genesis_worker,
     )

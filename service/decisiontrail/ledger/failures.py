@@ -34,3 +34,7 @@ class IdempotencyKeyInFlightError(LedgerError):
 
 class LegalHoldError(LedgerError):
     """A legal hold is placed on the data subject."""
+
+
+class TooManyStreamsError(LedgerError):
+    """As many live streams are open as the service allows."""

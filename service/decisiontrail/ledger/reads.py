@@ -1,6 +1,6 @@
 """Reading committed decisions from Genesis DB, the log of record: by id, a tenant's whole log
-in order, live as they are committed, their personal values, and an idempotency key's first
-result."""
+in order or from a log index on, their personal values, and an idempotency key's first
+result. (Live streams are :mod:`decisiontrail.ledger.feed`.)"""
 
 from __future__ import annotations
 
@@ -101,25 +101,20 @@ class Reads:
             if isinstance(data, dict) and "record" in data:
                 yield Receipt(data["record"], int(data["log_index"]))
 
-    async def follow(self, tenant: str, after: int | None) -> AsyncIterator[Receipt]:
-        """New decisions as they are committed; with ``after``, first those after that log index.
-
-        Replay starts at the batch holding ``after + 1`` (found from the batch events) and
-        skips what precedes it, then continues live with no gap at the seam.
-        """
+    async def replay(self, tenant: str, after: int) -> AsyncIterator[Receipt]:
+        """The tenant's decisions after log index ``after``, as the store holds them now
+        (streamed from the batch holding ``after + 1``, found from the batch events)."""
         options: dict[str, Any] = {}
-        if after is not None:
-            bound = await self._replay_bound(tenant, after + 1)
-            if bound is not None:
-                options = {"lower_bound": bound[0], "include_lower_bound_event": bound[1]}
-        async for found in self.genesis.observe_events(f"{tenant_path(tenant)}/agents", options):
+        bound = await self._replay_bound(tenant, after + 1)
+        if bound is not None:
+            options = {"lower_bound": bound[0], "include_lower_bound_event": bound[1]}
+        async for found in self.genesis.iter_events(f"{tenant_path(tenant)}/agents", options):
             data = to_dict(found)
             if data["type"] != DECISION_TYPE:
                 continue
             receipt = Receipt(data["data"]["record"], int(data["data"]["log_index"]))
-            if after is not None and receipt.log_index <= after:
-                continue
-            yield receipt
+            if receipt.log_index > after:
+                yield receipt
 
     async def _replay_bound(self, tenant: str, index: int) -> tuple[str, bool] | None:
         """An event id to replay from so that log index ``index`` is included."""
