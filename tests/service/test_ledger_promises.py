@@ -82,8 +82,19 @@ async def test_a_lone_request_whose_commit_did_not_land_fails_and_leaves_nothing
     assert await live_records(ledger) == set()
 
 
-async def test_a_replica_proves_what_another_replica_wrote(tmp_path: Path) -> None:
-    location = f"sqlite:///{tmp_path}/shared.db"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where two replicas share their Genesis DB: one SQLite file, or one PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/shared.db"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+async def test_a_replica_proves_what_another_replica_wrote(
+    tmp_path: Path, shared_store: str
+) -> None:
+    location = shared_store
     writer = open_ledger(tmp_path, Client({"api_url": location}))
     reader = open_ledger(tmp_path, Client({"api_url": location}))
     try:
@@ -103,8 +114,10 @@ def about(subject: str, i: int) -> PreparedDecision:
     return PreparedDecision(body, ["data_subjects"])
 
 
-async def test_erasure_on_one_replica_reaches_what_another_records_next(tmp_path: Path) -> None:
-    location = f"sqlite:///{tmp_path}/shared.db"
+async def test_erasure_on_one_replica_reaches_what_another_records_next(
+    tmp_path: Path, shared_store: str
+) -> None:
+    location = shared_store
     eraser = open_ledger(tmp_path, Client({"api_url": location}))
     other = open_ledger(tmp_path, Client({"api_url": location}))
     try:
@@ -141,8 +154,10 @@ async def test_idempotency_keys_follow_the_ietf_draft(service: Service) -> None:
     assert len([r async for r in service.state.ledger.reads.records("acme")]) == 1
 
 
-async def test_a_hold_placed_while_an_erasure_starts_is_respected(tmp_path: Path) -> None:
-    location = f"sqlite:///{tmp_path}/shared.db"
+async def test_a_hold_placed_while_an_erasure_starts_is_respected(
+    tmp_path: Path, shared_store: str
+) -> None:
+    location = shared_store
     eraser = open_ledger(tmp_path, Client({"api_url": location}))
     holder = open_ledger(tmp_path, Client({"api_url": location}))
     try:
