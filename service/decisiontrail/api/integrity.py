@@ -17,7 +17,7 @@ router = APIRouter(tags=["integrity"])
 
 @router.get("/v1/checkpoints/latest")
 async def latest_checkpoint(key: ReadKey, state: StateDep) -> dict[str, Any]:
-    """A signed C2SP checkpoint of the tenant's log as it is now (issued on demand)."""
+    """A signed C2SP checkpoint of the tenant's log as it is now (signed, not stored)."""
     return await integrity.latest_checkpoint(ledger=state.ledger, tenant=key.tenant)
 
 

@@ -15,6 +15,8 @@ Events (agent and tenant names are percent-encoded, data-subject ids never appea
 - ``/data-subjects/{key}/tenants/{t}/decisions/{id}``  ``io.decisiontrail.subject.linked``
 - ``/data-subjects/{key}/tenants/{t}/hold``  legal hold placed / released, and erasure
   started (committed only while no hold is placed)
+- ``/tenants/{t}/erased-keys/{key}``  ``io.decisiontrail.subject.key-erased``: committed with
+  the erasure's start; every batch that links to an existing key requires this subject new
 - ``/tenants/{t}/log/{start}``  ``io.decisiontrail.log.batch``: where a batch starts, how many
   records it holds, and the tile frontier after it (the unfinished tile of every level)
 - ``/tenants/{t}/chains/{a}``  ``io.decisiontrail.chain.head``: a chain's next sequence number
@@ -50,6 +52,7 @@ SUBJECT_KEY_TYPE = "io.decisiontrail.subject.key"
 HOLD_PLACED_TYPE = "io.decisiontrail.legal-hold.placed"
 HOLD_RELEASED_TYPE = "io.decisiontrail.legal-hold.released"
 ERASURE_STARTED_TYPE = "io.decisiontrail.erasure.started"  # at the hold subject: no hold then
+KEY_ERASED_TYPE = "io.decisiontrail.subject.key-erased"
 
 
 def tenant_path(tenant: str) -> str:
@@ -87,6 +90,11 @@ def checkpoint_subject(tenant: str, size: int) -> str:
 def subject_path(tenant: str, key: str) -> str:
     """Where a data subject's links within one tenant live, under the subject's key."""
     return f"/data-subjects/{key}/tenants/{quote(tenant, safe='')}"
+
+
+def erased_key_subject(tenant: str, key: str) -> str:
+    """Exists once a subject key is erased: a batch linking to the key requires it new."""
+    return f"{tenant_path(tenant)}/erased-keys/{key}"
 
 
 def idempotency_subject(tenant: str, key: str) -> str:

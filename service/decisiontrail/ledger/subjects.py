@@ -5,8 +5,9 @@ key; only an erasable key event, at a subject derived with the pepper, maps the 
 key. Erasure erases that event's data, so what stays is tied to no one.
 
 A writer may cache a subject's key, but every batch that uses a key carries a precondition
-that the key is still not erased (:meth:`Subjects.keys_unerased`): a replica whose cache is
-stale loses the precondition instead of linking a new decision to an erased key.
+that no erasure of it started (:meth:`Subjects.keys_unerased`: an indexed look-up, not a
+query): a replica whose cache is stale loses the precondition instead of linking a new
+decision to an erased key.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from decisiontrail.ledger.events import (
     ERASURE_STARTED_TYPE,
     HOLD_PLACED_TYPE,
     HOLD_RELEASED_TYPE,
+    KEY_ERASED_TYPE,
     SUBJECT_KEY_TYPE,
     SUBJECT_LINK_TYPE,
     PreparedDecision,
+    erased_key_subject,
     event,
     is_new,
     personal_subject,
@@ -122,17 +125,9 @@ class Subjects:
         self, tenant: str, keys: Iterable[str], new_keys: Iterable[str]
     ) -> list[dict[str, Any]]:
         """Preconditions that every key a batch links to (except those it creates) still
-        stands for its subject: none was erased meanwhile, on any replica."""
+        stands for its subject: no erasure started for it meanwhile, on any replica."""
         existing = sorted(set(keys) - set(new_keys))
-        if not existing:
-            return []
-        listed = ", ".join(f"'{key}'" for key in existing)
-        query = (
-            f"STREAM e FROM events WHERE e.subject UNDER '{tenant_path(tenant)}/subject-keys' "
-            f"AND e.type == '{SUBJECT_KEY_TYPE}' AND e.data.key IN [{listed}] "
-            f"MAP COUNT() >= {len(existing)}"
-        )
-        return [{"type": "isQueryResultTrue", "payload": {"query": query}}]
+        return [is_new(erased_key_subject(tenant, key)) for key in existing]
 
     async def look_up(self, tenant: str, subject_ids: Sequence[str]) -> dict[str, list[str]]:
         """The keys (not erased) of several subjects, with one indexed query per chunk (a
@@ -203,9 +198,10 @@ class Subjects:
         await self.genesis.commit_events(events)
 
     async def _claim_erasure(self, tenant: str, keys: Sequence[str]) -> None:
-        """Record that the subject's erasure starts, in one commit that holds only while no
-        legal hold is placed (so a hold placed at the same moment is never ignored): each
-        key's hold subject is new, or its latest event is not a placed hold."""
+        """Record that the subject's erasure starts (and mark its keys erased, so no batch
+        links to them any more), in one commit that holds only while no legal hold is placed
+        (a hold placed at the same moment is never ignored): each key's hold subject is new,
+        or its latest event is not a placed hold."""
         for _ in range(CLAIM_RETRIES):
             events, preconditions = [], []
             when = format_time(datetime.now(UTC))
@@ -225,6 +221,7 @@ class Subjects:
                     )
                     preconditions.append({"type": "isQueryResultTrue", "payload": {"query": query}})
                 events.append(event(hold, ERASURE_STARTED_TYPE, {"at": when}))
+                events.append(event(erased_key_subject(tenant, key), KEY_ERASED_TYPE, {}))
             if not events:
                 return  # no key: nothing to hold, nothing to erase
             try:
@@ -244,8 +241,8 @@ class Subjects:
         """
         keys = await self.subject_keys(tenant, subject_id)
         await self._claim_erasure(tenant, keys)
-        # The key events first: from then on no writer (on any replica) can link a decision
-        # to these keys (see keys_unerased), so the links listed below are all there will be.
+        # From the claim on, no writer (on any replica) can link a decision to these keys
+        # (see keys_unerased), so the links listed below are all there will be.
         erased = await self.genesis.erase_data(self.registry(tenant, subject_id))
         self._keys.pop((tenant, self.pseudonym(subject_id)), None)
         decision_ids: list[str] = []
