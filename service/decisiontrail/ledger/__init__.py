@@ -108,7 +108,7 @@ def build_ledger(
         outbox=outbox,
         writer=writer,
         repair=Repair(genesis, reads, subjects, provenance),
-        bookkeeping=Bookkeeping(genesis),
+        bookkeeping=Bookkeeping(genesis, heads),
         feed=ChangeFeed(genesis, reads, max_streams=max_streams),
         genesis_worker=genesis_worker,
     )

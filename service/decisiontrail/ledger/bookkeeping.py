@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from decisiontrail.ledger.events import BATCH_TYPE, CHAIN_HEAD_TYPE, tenant_path
+from decisiontrail.ledger.events import BATCH_TYPE, tenant_path
+from decisiontrail.ledger.tree import Heads
 from genesisdb import Client
 from genesisdb.events import to_dict
 
@@ -27,8 +28,9 @@ class Disagreement:
 
 
 class Bookkeeping:
-    def __init__(self, genesis: Client) -> None:
+    def __init__(self, genesis: Client, heads: Heads) -> None:
         self.genesis = genesis
+        self.heads = heads
 
     async def disagreements(
         self, tenant: str, *, size: int, chains: dict[str, tuple[int, str]]
@@ -60,13 +62,7 @@ class Bookkeeping:
                     f"has {size}",
                 )
             )
-        heads = await self.genesis.stream_events(
-            f"{tenant_path(tenant)}/chains", {"latest_by_event_type": CHAIN_HEAD_TYPE}
-        )
-        stored_heads: dict[str, tuple[int, str]] = {}
-        for head in heads:
-            data = to_dict(head)["data"]
-            stored_heads[str(data["chain"])] = (int(data["next_sequence"]), str(data["hash"]))
+        stored_heads = await self.heads.chain_heads(tenant)
         for chain in sorted(set(stored_heads) | set(chains)):
             stored, read = stored_heads.get(chain), chains.get(chain)
             if stored != read:

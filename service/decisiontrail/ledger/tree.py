@@ -90,8 +90,8 @@ class Heads:
         )
         return TileFrontier() if not rows else TileFrontier.from_json(rows[0])
 
-    async def load(self, tenant: str) -> TenantHead:
-        frontier = await self.frontier(tenant)
+    async def chain_heads(self, tenant: str) -> dict[str, tuple[int, str]]:
+        """Every chain's latest head event: agent -> (next sequence, last hash)."""
         heads = await self.genesis.stream_events(
             f"{tenant_path(tenant)}/chains", {"latest_by_event_type": CHAIN_HEAD_TYPE}
         )
@@ -99,7 +99,11 @@ class Heads:
         for found in heads:
             data = to_dict(found)["data"]
             chains[str(data["chain"])] = (int(data["next_sequence"]), str(data["hash"]))
-        return TenantHead(chains, frontier)
+        return chains
+
+    async def load(self, tenant: str) -> TenantHead:
+        frontier = await self.frontier(tenant)
+        return TenantHead(await self.chain_heads(tenant), frontier)
 
 
 class Tree:
