@@ -27,7 +27,7 @@ beside these ceilings:
   (see :func:`serve_no_store` for the seam);
 - (b) the SDK underneath without HTTP: ``decisiontrail.records.seal`` with a ``Keyring`` (hash
   + sign) and Genesis DB ``commit_events`` on the embedded client (one event per record), in
-  batches; also ``Ledger.record`` called in-process, and validation + ``prepare`` alone;
+  batches; also ``ledger.writer.record`` called in-process, and validation + ``prepare`` alone;
 - the load generator's own ceiling against a server that answers without reading the body
   (raw asyncio + httptools, and httpx for comparison).
 
@@ -712,7 +712,7 @@ class SdkRates:
     commit: float  # records/s, commit_events only
     seal_commit: float  # records/s, both, one after the other
     ledger_decisions: int
-    ledger: float  # decisions/s, Ledger.record in-process
+    ledger: float  # decisions/s, ledger.writer.record in-process
 
 
 async def _sdk_rates(
@@ -771,7 +771,7 @@ async def _sdk_rates(
     await client.close()
     engine.close()
 
-    # Ledger.record in-process: the route's storage step without HTTP, on a ledger built by
+    # ledger.writer.record in-process: the route's storage step without HTTP, on a ledger built by
     # ServiceState.open exactly as the service builds it (fresh embedded stores)
     settings = Settings(_env_file=None, data_dir=workdir / f"ledger-{batch}")
     state = await ServiceState.open(settings)
@@ -1000,7 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sdk, validate = sdk_ceilings(workdir, args.quick)
         for r in sdk:
             say(f"  batch {r.batch:>5}: seal {r.seal:,.0f}/s, commit_events {r.commit:,.0f}/s, "
-                f"both {r.seal_commit:,.0f}/s, Ledger.record {r.ledger:,.0f}/s")  # fmt: skip
+                f"both {r.seal_commit:,.0f}/s, ledger.writer.record {r.ledger:,.0f}/s")  # fmt: skip
         with ProcessPoolExecutor(1, mp_context=context) as pool:
             say("load generator ceiling (a server that answers without reading) …")
             clients = client_ceilings(pool, workdir, plan, say)
@@ -1102,7 +1102,7 @@ def report(
         "no-store decisions/s",
         "p50 ms",
         "p99 ms",
-        "Ledger.record in-proc/s",
+        "ledger.writer.record in-proc/s",
         "SDK seal+commit/s",
         "target ≥3,000 (aim 5,000)",
     ):
@@ -1156,7 +1156,7 @@ def report(
             "ceiling (b)",
         )
         base.add_row(
-            f"Ledger.record, batch {r.batch} (in-process, no HTTP)",
+            f"ledger.writer.record, batch {r.batch} (in-process, no HTTP)",
             f"{r.ledger:,.0f} decisions/s",
             f"the route's storage step; {r.ledger_decisions:,} decisions",
         )
@@ -1179,7 +1179,7 @@ def report(
     elif grew > 64 * 1024:
         say(
             f"  - WARNING: the no-store server's data directory grew by {grew:,} bytes during "
-            "its run: something on the ingest path stores outside Ledger.record."
+            "its run: something on the ingest path stores outside ledger.writer.record."
         )
     else:
         say(f"  - the no-store server's data directory grew by {grew:,} bytes during its run.")

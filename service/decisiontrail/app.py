@@ -24,7 +24,7 @@ from decisiontrail.tracing import TracingMiddleware, configure_tracing
 log = logging.getLogger("decisiontrail")
 
 
-REPAIR_EVERY = 10  # checkpoint intervals between repair passes (see Ledger.repair)
+REPAIR_EVERY = 10  # checkpoint intervals between repair passes (see decisiontrail.ledger.repair)
 
 
 async def _issue_checkpoints(state: ServiceState) -> None:
