@@ -363,23 +363,27 @@ def alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; only its parent's wait is missing
 
 
-class DiesAfterCommitting(GenesisWorker):
-    """A Genesis DB worker whose first commit lands and whose answer is then lost (as if the
-    child died right after committing)."""
+class DiesOnce(GenesisWorker):
+    """A Genesis DB worker whose first commit's answer is lost: the child dies right after
+    committing (``landed``) or before it could."""
 
+    landed = True
     lost = 0
 
     async def commit_events(self, events: Any, preconditions: Any = None) -> None:
+        if not self.lost and not self.landed:
+            self.lost += 1
+            raise WorkerUnavailable("the Genesis DB worker process died")
         await super().commit_events(events, preconditions)
         if not self.lost:
             self.lost += 1
             raise WorkerUnavailable("the Genesis DB worker process died")
 
 
-async def test_a_group_whose_worker_died_after_committing_is_recorded_once(
-    tmp_path: Path,
-) -> None:
-    committer = DiesAfterCommitting(genesis_location(tmp_path), 1_000_000)
+@pytest.mark.parametrize("landed", [True, False], ids=["after-commit", "before-commit"])
+async def test_a_group_whose_worker_died_is_recorded_once(tmp_path: Path, landed: bool) -> None:
+    committer = DiesOnce(genesis_location(tmp_path), 1_000_000)
+    committer.landed = landed
     ledger = open_ledger(tmp_path, None, committer)
     try:
         calls = [ledger.writer.record("acme", [decision(f"bot{i}", i)]) for i in range(3)]
