@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(1_000, ge=1, le=100_000)
     rate_limit_per_second: float = Field(0.0, ge=0)  # per API key; 0 = unlimited
     max_streams: int = Field(256, ge=1)  # live SSE streams open at once (then 503)
+    # Failed authentications per client address: a burst, then so many a minute (then 429).
+    failed_auth_burst: int = Field(20, ge=1)
+    failed_auth_per_minute: float = Field(30.0, gt=0)
     retention_days: int = Field(183, ge=1)  # EU AI Act art. 19/26: at least six months
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -70,6 +70,9 @@ class ServiceState:
             sapix,
             ledger,
             ApiKeyStore(genesis),
+            failed_auth=FailedAuthLimiter(
+                burst=settings.failed_auth_burst, per_minute=settings.failed_auth_per_minute
+            ),
             metrics=metrics,
             created_signing_key=created,
             embedded_engine=engine,
