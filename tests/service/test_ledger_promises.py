@@ -253,3 +253,31 @@ async def test_verification_and_reports_check_records_off_the_event_loop(
     assert compliance.status_code == 200 and compliance.json()["report"]["verification_ok"]
     assert threads and loop_thread not in threads
     assert whole_lists == []
+
+
+async def test_an_erasure_between_a_key_look_up_and_the_commit_is_caught(
+    tmp_path: Path, shared_store: str
+) -> None:
+    eraser = open_ledger(tmp_path, Client({"api_url": shared_store}))
+    other = open_ledger(tmp_path, Client({"api_url": shared_store}))
+    try:
+        await eraser.writer.record("acme", [about("frank", 0)])
+        look_up = other.subjects.look_up
+        erased: list[int] = []
+
+        async def erased_right_after(tenant: str, subject_ids: Any) -> Any:
+            found = await look_up(tenant, subject_ids)
+            if not erased:  # the key was found; now another replica erases the subject
+                erased.append(1)
+                await eraser.subjects.erase_subject("acme", "frank")
+            return found
+
+        other.subjects.look_up = erased_right_after  # type: ignore[method-assign]
+        later = await other.writer.record("acme", [about("frank", 1)])
+        assert erased
+        ids, _ = await eraser.subjects.erase_subject("acme", "frank")
+        assert later[0].record["id"] in ids
+        assert await other.reads.personal_values("acme", later[0].record["id"]) is None
+    finally:
+        await close_ledger(eraser)
+        await close_ledger(other)
