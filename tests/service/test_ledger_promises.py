@@ -281,3 +281,24 @@ async def test_an_erasure_between_a_key_look_up_and_the_commit_is_caught(
     finally:
         await close_ledger(eraser)
         await close_ledger(other)
+
+
+async def test_an_erasure_cut_short_is_completed_by_running_it_again(ledger: Ledger) -> None:
+    recorded = [(await ledger.writer.record("acme", [about("gina", i)]))[0] for i in range(3)]
+    real = ledger.genesis.erase_data
+    calls: list[str] = []
+
+    async def crashes_on_the_second(subject: str) -> int:
+        calls.append(subject)
+        if len(calls) == 2:
+            raise NetworkError("the service went away")
+        return await real(subject)
+
+    ledger.genesis.erase_data = crashes_on_the_second  # type: ignore[method-assign]
+    with pytest.raises(NetworkError):
+        await ledger.subjects.erase_subject("acme", "gina")
+    ledger.genesis.erase_data = real  # type: ignore[method-assign]
+    ids, _ = await ledger.subjects.erase_subject("acme", "gina")
+    assert sorted(ids) == sorted(r.record["id"] for r in recorded)
+    for receipt in recorded:
+        assert await ledger.reads.personal_values("acme", receipt.record["id"]) is None

@@ -243,12 +243,12 @@ class Subjects:
         await self._claim_erasure(tenant, keys)
         # From the claim on, no writer (on any replica) can link a decision to these keys
         # (see keys_unerased), so the links listed below are all there will be.
-        erased = await self.genesis.erase_data(self.registry(tenant, subject_id))
         self._keys.pop((tenant, self.pseudonym(subject_id)), None)
         decision_ids: list[str] = []
         for key in keys:
             decision_ids.extend(await self._linked(tenant, key))
         decision_ids = list(dict.fromkeys(decision_ids))
+        erased = 0
         for decision_id in decision_ids:
             erased += await self.genesis.erase_data(personal_subject(tenant, decision_id))
         for key in keys:
@@ -256,4 +256,6 @@ class Subjects:
             erased += await self.genesis.erase_data(subject_path(tenant, key))
             # SapixDB never held the values; cut the graph's links to the subject's key too.
             await self.provenance.unlink_subject(tenant, key, decision_ids)
+        # The key events last: an erasure cut short (a crash) is run again and finds them.
+        erased += await self.genesis.erase_data(self.registry(tenant, subject_id))
         return decision_ids, erased
