@@ -120,7 +120,8 @@ class Sealer:
         first = await self.reads.idempotent_result(tenant, request.idempotency_key)
         if first is None:
             return None
-        if first["body_hash"] is not None and first["body_hash"] != request.body_hash:
+        hashes = (first["body_hash"], request.body_hash)  # None: a caller that sent none
+        if None not in hashes and hashes[0] != hashes[1]:
             return IdempotencyKeyReusedError(
                 "this Idempotency-Key was used with a different request body"
             )
