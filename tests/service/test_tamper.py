@@ -539,3 +539,31 @@ def test_a_cut_tail_with_its_index_and_checkpoints_is_caught_by_the_bookkeeping(
     assert "say the log holds 7 records but it has 5" in problem["detail"]
     details = " ".join(d["detail"] for d in report["bookkeeping"])
     assert "chain 'bot' has 4 records but the store holds a head after 5 records" in details
+
+
+def test_a_forged_entry_is_reported_as_corruption_not_contention(trail: Trail) -> None:
+    """One row forged into Genesis DB's log leaves the engine unable to commit: a write then
+    answers 500 ``store_corrupted`` (and is logged as an error), not 503 "too busy"."""
+
+    async def ingest_key() -> dict[str, str]:
+        async with running(trail.data_dir) as service:
+            return await service.key(TENANT, Scope.INGEST)
+
+    writer = asyncio.run(ingest_key())  # made before the tampering
+    with rawdb.connect(trail.genesis) as conn:
+        positions = rows(trail)
+        stored = dict(rawdb.decision_rows(conn))[positions[6]]
+        subject = f"/tenants/{TENANT}/agents/bot/decisions/{uuid_utils.uuid7()}"
+        rawdb.append_copy(conn, positions[6], stored, subject)
+
+    async def work() -> dict[str, Any]:
+        async with running(trail.data_dir, store_workers=False) as service:
+            answer = await service.client.post(
+                "/v1/decisions", json={"agent": "bot", "action": "after"},
+                headers=writer,
+            )  # fmt: skip
+            assert answer.status_code == 500, answer.text
+            body: dict[str, Any] = answer.json()
+            return body
+
+    assert asyncio.run(work())["code"] == "store_corrupted"

@@ -15,7 +15,7 @@ import asyncio
 from typing import Any
 
 from decisiontrail.ledger.events import event, is_new, tenant_path
-from decisiontrail.ledger.failures import CommitOutcomeUnknownError
+from decisiontrail.ledger.failures import CommitOutcomeUnknownError, StoreCorruptedError
 from decisiontrail.store_workers import GenesisWorker, WorkerUnavailable
 from genesisdb import (
     AuthenticationError,
@@ -26,6 +26,7 @@ from genesisdb import (
     PermissionDeniedError,
     PreconditionFailedError,
     SchemaViolationError,
+    StorageError,
 )
 
 # Commit failures after which nothing was written for sure.
@@ -82,9 +83,24 @@ class Committer:
             raise
         except (GenesisDBError, OSError, TimeoutError) as exc:
             failure = exc
+        if isinstance(failure, StorageError):
+            await self.check_integrity()  # "too busy" forever may be a forged row
         if await self.landed(attempt=attempt, first=first):
             return
         raise failure
+
+    async def check_integrity(self) -> None:
+        """Raise :class:`StoreCorruptedError` if the store's own hash chain is broken (a row
+        written behind its back makes every later commit fail, which looks like contention)."""
+        try:
+            audit = await self.genesis.audit()
+        except GenesisDBError:
+            return  # unreachable: the outcome check below reports that
+        if not audit.get("valid", True):
+            raise StoreCorruptedError(
+                "Genesis DB's hash chain is broken at event "
+                f"{audit.get('firstInvalid')}: the store holds data the service never wrote"
+            )
 
     async def landed(self, *, attempt: str, first: str) -> bool:
         """Whether a batch whose commit had an unknown outcome landed; if it did not, it now
