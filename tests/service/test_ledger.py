@@ -285,7 +285,7 @@ async def test_after_erasure_nothing_ties_the_subject_to_a_decision(ledger: Ledg
         r.record["id"] for r in first
     )
     decision_ids, erased = await ledger.subjects.erase_subject("acme", "carol")
-    assert len(decision_ids) == 3 and erased == 4  # 3 decisions' values and the key
+    assert len(decision_ids) == 3 and erased == 3  # the 3 decisions' values
     links = await ledger.genesis.stream_events(subject_path("acme", key))
     # The links stay (plain: a tenant and a decision id under a key that names no one now).
     assert {
@@ -296,10 +296,9 @@ async def test_after_erasure_nothing_ties_the_subject_to_a_decision(ledger: Ledg
     assert await ledger.subjects.subject_keys("acme", "carol") == []
     assert await ledger.subjects.subject_decisions("acme", "carol") == []
     assert not await ledger.subjects.legal_hold("acme", "carol")
-    registry = await ledger.genesis.stream_events(
-        f"/tenants/acme/subject-keys/{ledger.subjects.pseudonym('carol')}"
-    )
-    assert registry and all(key not in repr(e) for e in registry)
+    # No event is named by the pepper's HMAC of the person (issue 14; see test_reidentify).
+    pseudonym = ledger.subjects.pseudonym("carol")
+    assert await ledger.genesis.stream_events(f"/tenants/acme/subject-keys/{pseudonym}") == []
     # A later decision about the same person gets a new key, unrelated to the old one.
     later = await ledger.writer.record("acme", [decision("a", 9, data_subjects=["carol"])])
     (new_key,) = await ledger.subjects.subject_keys("acme", "carol")

@@ -302,3 +302,25 @@ async def test_an_erasure_cut_short_is_completed_by_running_it_again(ledger: Led
     assert sorted(ids) == sorted(r.record["id"] for r in recorded)
     for receipt in recorded:
         assert await ledger.reads.personal_values("acme", receipt.record["id"]) is None
+
+
+async def test_a_replica_that_missed_a_rotation_names_new_subjects_in_the_new_epoch(
+    tmp_path: Path, shared_store: str
+) -> None:
+    eraser = open_ledger(tmp_path, Client({"api_url": shared_store}))
+    other = open_ledger(tmp_path, Client({"api_url": shared_store}))
+    try:
+        hank = await other.writer.record("acme", [about("hank", 0)])  # ``other``: epoch 0
+        await eraser.writer.record("acme", [about("ivy", 0)])
+        await eraser.subjects.erase_subject("acme", "ivy")  # rotates to epoch 1
+        assert [e.number for e in await eraser.subjects.epochs.live("acme")] == [1]
+        judy = await other.writer.record("acme", [about("judy", 0)])  # still thinks epoch 0
+        assert await eraser.subjects.subject_decisions("acme", "judy") == [judy[0].record["id"]]
+        assert await eraser.subjects.subject_decisions("acme", "hank") == [hank[0].record["id"]]
+        ids, _ = await eraser.subjects.erase_subject("acme", "judy")
+        assert ids == [judy[0].record["id"]]
+        assert await other.reads.personal_values("acme", judy[0].record["id"]) is None
+        assert await other.reads.personal_values("acme", hank[0].record["id"]) is not None
+    finally:
+        await close_ledger(eraser)
+        await close_ledger(other)

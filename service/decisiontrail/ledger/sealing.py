@@ -174,7 +174,7 @@ class Sealer:
         events.extend(key_events)
         used = [key for per_decision in subject_keys for key in per_decision]
         created = [str(e["data"]["key"]) for e in key_events]  # keys this batch creates
-        preconditions.extend(self.subjects.keys_unerased(tenant, used, created))
+        preconditions.extend(await self.subjects.keys_unerased(tenant, used, created))
         with tracer.start_as_current_span("decision.store.sapixdb"):
             receipts = await self.outbox.stored(receipts, events, stores)
         return Batch(

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from decisiontrail.ledger.epochs import Epoch, SubjectEpochs, keys_path
 from decisiontrail.ledger.events import (
     ERASURE_STARTED_TYPE,
     HOLD_PLACED_TYPE,
@@ -34,7 +35,6 @@ from decisiontrail.ledger.events import (
     is_new,
     personal_subject,
     subject_path,
-    tenant_path,
 )
 from decisiontrail.ledger.failures import ConflictRetriesExhaustedError, LegalHoldError
 from decisiontrail.provenance import ProvenanceStore
@@ -66,24 +66,46 @@ class Subjects:
         self.genesis = genesis
         self.pepper = pepper
         self.provenance = provenance
+        self.epochs = SubjectEpochs(genesis)
         self._keys: OrderedDict[tuple[str, str], str] = OrderedDict()  # (tenant, pseudonym)
 
     def pseudonym(self, subject_id: str) -> str:
+        """The in-memory cache's name for a subject (never written anywhere)."""
         return hmac.new(self.pepper, subject_id.encode(), hashlib.sha256).hexdigest()
 
-    def registry(self, tenant: str, subject_id: str) -> str:
-        """The subject whose (erasable) event maps the person to their key."""
-        return f"{tenant_path(tenant)}/subject-keys/{self.pseudonym(subject_id)}"
+    async def registries(self, tenant: str, subject_id: str) -> list[str]:
+        """Where the subject's key events may be: its name in every live epoch."""
+        return [
+            f"{keys_path(tenant, e.number)}/{e.name(subject_id)}"
+            for e in await self.epochs.live(tenant)
+        ]
 
-    async def subject_keys(self, tenant: str, subject_id: str) -> list[str]:
-        """The subject's keys not erased (usually one; replicas racing may have made two)."""
+    async def subject_keys(
+        self, tenant: str, subject_id: str, *, erasing: bool = False
+    ) -> list[str]:
+        """The subject's keys not erased (usually one; replicas racing may have made two);
+        with ``erasing``, also those of an erasure that started but did not finish."""
         keys = []
-        for found in await self.genesis.stream_events(self.registry(tenant, subject_id)):
-            data = to_dict(found)["data"]
-            key = data.get("key") if isinstance(data, dict) else None
-            if isinstance(key, str) and key:
-                keys.append(key)
-        return keys
+        for registry in await self.registries(tenant, subject_id):
+            for found in await self.genesis.stream_events(registry):
+                data = to_dict(found)["data"]
+                key = data.get("key") if isinstance(data, dict) else None
+                if isinstance(key, str) and key:
+                    keys.append(key)
+        keys = list(dict.fromkeys(keys))
+        return keys if erasing else await self._not_erased(tenant, keys)
+
+    async def _not_erased(self, tenant: str, keys: list[str]) -> list[str]:
+        """``keys`` without those an erasure has started for (their events may still be
+        there until the erasure's rotation)."""
+        if not keys:
+            return keys
+        listed = ", ".join(f"'{erased_key_subject(tenant, key)}'" for key in keys)
+        rows = await self.genesis.q(
+            f"STREAM e FROM events WHERE e.subject IN [{listed}] MAP e.subject"
+        )
+        erased = {str(row).rsplit("/", 1)[-1] for row in rows}
+        return [key for key in keys if key not in erased]
 
     async def keys_for(
         self,
@@ -93,7 +115,8 @@ class Subjects:
     ) -> tuple[list[list[str]], list[dict[str, Any]], dict[tuple[str, str], str]]:
         """Each decision's subject keys, the key events for subjects seen for the first time,
         and the keys to remember once the batch is committed. ``provisional`` keys (of a batch
-        being committed before this one) count as known."""
+        being committed before this one) count as known. New key events are named in the
+        current epoch; :meth:`keys_unerased` adds the precondition that it still is."""
         found: dict[str, str] = {}
         fresh: dict[tuple[str, str], str] = {}
         events: list[dict[str, Any]] = []
@@ -112,8 +135,8 @@ class Subjects:
             keys = looked_up.get(subject_id, [])
             key = keys[-1] if keys else secrets.token_hex(16)
             if not keys:
-                registry = self.registry(tenant, subject_id)
-                events.append(event(registry, SUBJECT_KEY_TYPE, {"key": key}, erasable=True))
+                epoch = await self.epochs.current(tenant)
+                events.append(self._key_event(tenant, epoch, subject_id, key))
             found[subject_id] = key
             fresh[(tenant, self.pseudonym(subject_id))] = key
         per_decision = [
@@ -121,20 +144,31 @@ class Subjects:
         ]
         return per_decision, events, fresh
 
-    def keys_unerased(
+    @staticmethod
+    def _key_event(tenant: str, epoch: Epoch, subject_id: str, key: str) -> dict[str, Any]:
+        name = f"{keys_path(tenant, epoch.number)}/{epoch.name(subject_id)}"
+        data = {"key": key, "subject": subject_id}  # the id: for the next epoch's rewrite
+        return event(name, SUBJECT_KEY_TYPE, data, erasable=True)
+
+    async def keys_unerased(
         self, tenant: str, keys: Iterable[str], new_keys: Iterable[str]
     ) -> list[dict[str, Any]]:
         """Preconditions that every key a batch links to (except those it creates) still
-        stands for its subject: no erasure started for it meanwhile, on any replica."""
-        existing = sorted(set(keys) - set(new_keys))
-        return [is_new(erased_key_subject(tenant, key)) for key in existing]
+        stands for its subject: no erasure started for it meanwhile, on any replica; and, if
+        the batch creates keys, that their epoch is still the newest."""
+        created = set(new_keys)
+        existing = sorted(set(keys) - created)
+        found = [is_new(erased_key_subject(tenant, key)) for key in existing]
+        if created:
+            found.append(self.epochs.unchanged(tenant, await self.epochs.current(tenant)))
+        return found
 
     async def look_up(self, tenant: str, subject_ids: Sequence[str]) -> dict[str, list[str]]:
         """The keys (not erased) of several subjects, with one indexed query per chunk (a
         query costs about three single reads, so up to three subjects are read one by one)."""
         if len(subject_ids) <= 3:
             return {s: await self.subject_keys(tenant, s) for s in subject_ids}
-        registries = {self.registry(tenant, s): s for s in subject_ids}
+        registries = {r: s for s in subject_ids for r in await self.registries(tenant, s)}
         found: dict[str, list[str]] = {}
         names = list(registries)
         for start in range(0, len(names), SUBJECT_LOOKUP_CHUNK):
@@ -147,7 +181,9 @@ class Subjects:
                 key = row.get("key") if isinstance(row, dict) else None
                 if isinstance(key, str) and key:  # an erased key's data reads ""
                     found.setdefault(registries[row["subject"]], []).append(key)
-        return found
+        every = [key for keys in found.values() for key in keys]
+        unerased = set(await self._not_erased(tenant, every))
+        return {s: [k for k in keys if k in unerased] for s, keys in found.items()}
 
     def remember(self, keys: dict[tuple[str, str], str]) -> None:
         """Keys of a committed batch (a cache: each use is checked by a precondition)."""
@@ -158,9 +194,11 @@ class Subjects:
             self._keys.popitem(last=False)
 
     def forget(self, tenant: str) -> None:
-        """Drop the tenant's cached keys (a batch lost a precondition: one may be erased)."""
+        """Drop the tenant's cached keys and epochs (a batch lost a precondition: a key may
+        be erased, or the epoch rotated)."""
         for ident in [ident for ident in self._keys if ident[0] == tenant]:
             del self._keys[ident]
+        self.epochs.forget(tenant)
 
     async def _linked(self, tenant: str, key: str) -> list[str]:
         events = await self.genesis.stream_events(subject_path(tenant, key))
@@ -188,14 +226,19 @@ class Subjects:
         kind = HOLD_PLACED_TYPE if placed else HOLD_RELEASED_TYPE
         when = format_time(datetime.now(UTC))
         keys = await self.subject_keys(tenant, subject_id)
-        events = []
+        events, preconditions = [], []
         if not keys:
+            epoch = await self.epochs.current(tenant)
             keys = [secrets.token_hex(16)]
-            registry = self.registry(tenant, subject_id)
-            events.append(event(registry, SUBJECT_KEY_TYPE, {"key": keys[0]}, erasable=True))
+            events.append(self._key_event(tenant, epoch, subject_id, keys[0]))
+            preconditions.append(self.epochs.unchanged(tenant, epoch))
         for key in keys:
             events.append(event(f"{subject_path(tenant, key)}/hold", kind, {"at": when}))
-        await self.genesis.commit_events(events)
+        try:
+            await self.genesis.commit_events(events, preconditions)
+        except PreconditionFailedError:
+            self.epochs.forget(tenant)  # the epoch rotated meanwhile: name the key again
+            await self.set_legal_hold(tenant, subject_id, placed=placed)
 
     async def _claim_erasure(self, tenant: str, keys: Sequence[str]) -> None:
         """Record that the subject's erasure starts (and mark its keys erased, so no batch
@@ -239,7 +282,7 @@ class Subjects:
         Returns the decision ids and the number of erased values. Hashes, chains, signatures
         and proofs are untouched: records hold only salted commitments.
         """
-        keys = await self.subject_keys(tenant, subject_id)
+        keys = await self.subject_keys(tenant, subject_id, erasing=True)
         await self._claim_erasure(tenant, keys)
         # From the claim on, no writer (on any replica) can link a decision to these keys
         # (see keys_unerased), so the links listed below are all there will be.
@@ -256,6 +299,7 @@ class Subjects:
             erased += await self.genesis.erase_data(subject_path(tenant, key))
             # SapixDB never held the values; cut the graph's links to the subject's key too.
             await self.provenance.unlink_subject(tenant, key, decision_ids)
-        # The key events last: an erasure cut short (a crash) is run again and finds them.
-        erased += await self.genesis.erase_data(self.registry(tenant, subject_id))
+        # The key events last, by rotating the tenant's epoch (see decisiontrail.ledger.epochs):
+        # an erasure cut short (a crash) before it is run again and finds them.
+        await self.epochs.rotate(tenant, set(keys))
         return decision_ids, erased
