@@ -9,9 +9,12 @@ Events (agent and tenant names are percent-encoded, data-subject ids never appea
   index and SapixDB id, so a decision is found by id with two indexed lookups
 - ``/tenants/{t}/personal/{id}``  ``io.decisiontrail.personal.stored`` — stored as reference
   (erasable): the decision's personal values with their salts
-- ``/tenants/{t}/subject-keys/{HMAC-SHA256(pepper, subject id)}``
+- ``/tenants/{t}/subject-keys/{epoch}/{HMAC-SHA256(epoch secret, subject id)}``
   ``io.decisiontrail.subject.key`` — stored as reference (erasable): a random key naming the
-  data subject everywhere else (see :mod:`decisiontrail.ledger.subjects`)
+  data subject everywhere else, and the subject id (for the next epoch's rewrite); see
+  :mod:`decisiontrail.ledger.subjects` and :mod:`decisiontrail.ledger.epochs`
+- ``/tenants/{t}/subject-epochs/{epoch}`` (erasable: the epoch's secret) and
+  ``/tenants/{t}/subject-epochs-done/{epoch}`` (the rotation into it finished)
 - ``/data-subjects/{key}/tenants/{t}/decisions/{id}``  ``io.decisiontrail.subject.linked``
 - ``/data-subjects/{key}/tenants/{t}/hold``  legal hold placed / released, and erasure
   started (committed only while no hold is placed)

@@ -1,8 +1,10 @@
 """Data subjects: the random keys that name them, their legal holds, and their erasure.
 
 A data subject is named everywhere (subject links, holds, SapixDB graph nodes) by a random
-key; only an erasable key event, at a subject derived with the pepper, maps the person to the
-key. Erasure erases that event's data, so what stays is tied to no one.
+key; only an erasable key event, named by an HMAC under the tenant's current epoch secret (see
+:mod:`decisiontrail.ledger.epochs`), maps the person to the key. Erasure erases the person's
+values, then rotates the epoch, which erases the old key events and the secret that named
+them: what stays is tied to no one, on disk too.
 
 A writer may cache a subject's key, but every batch that uses a key carries a precondition
 that no erasure of it started (:meth:`Subjects.keys_unerased`: an indexed look-up, not a
