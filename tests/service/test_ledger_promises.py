@@ -324,3 +324,20 @@ async def test_a_replica_that_missed_a_rotation_names_new_subjects_in_the_new_ep
     finally:
         await close_ledger(eraser)
         await close_ledger(other)
+
+
+async def test_an_erasure_cut_short_is_completed_by_the_next_rotation(ledger: Ledger) -> None:
+    kim = await ledger.writer.record("acme", [about("kim", 0)])
+    await ledger.writer.record("acme", [about("lee", 0)])
+    real = ledger.genesis.erase_data
+
+    async def crash(subject: str) -> int:
+        raise NetworkError("the service went away")
+
+    ledger.genesis.erase_data = crash  # type: ignore[method-assign]
+    with pytest.raises(NetworkError):  # claimed, nothing erased yet
+        await ledger.subjects.erase_subject("acme", "kim")
+    ledger.genesis.erase_data = real  # type: ignore[method-assign]
+    await ledger.subjects.erase_subject("acme", "lee")  # its rotation meets kim's claimed key
+    assert await ledger.reads.personal_values("acme", kim[0].record["id"]) is None
+    assert await ledger.subjects.subject_keys("acme", "kim", erasing=True) == []

@@ -21,10 +21,17 @@ import contextlib
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from decisiontrail.ledger.events import SUBJECT_KEY_TYPE, event, is_new, tenant_path
+from decisiontrail.ledger.events import (
+    SUBJECT_KEY_TYPE,
+    erased_key_subject,
+    event,
+    is_new,
+    tenant_path,
+)
 from genesisdb import Client, PreconditionFailedError
 from genesisdb.events import to_dict
 
@@ -109,11 +116,15 @@ class SubjectEpochs:
         """The precondition that ``epoch`` is still the tenant's newest."""
         return is_new(epoch_subject(tenant, epoch.number + 1))
 
-    async def rotate(self, tenant: str, erased_keys: set[str]) -> None:
-        """Move every live subject but those of ``erased_keys`` to a new epoch, then erase the
-        older epochs' key events and secrets. A rotation cut short is finished by the next
-        one (or run again): copying is idempotent and an epoch is erased only after it was
-        copied."""
+    async def rotate(
+        self, tenant: str, erased_keys: set[str], finish: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """Move every live subject to a new epoch but those whose key an erasure claimed
+        (``erased_keys``, this erasure's, or any with an erased-key marker: ``finish`` is
+        awaited for each of those first, so an erasure cut short is completed here), then
+        erase the older epochs' key events and secrets. A rotation cut short is finished by
+        the next one (or run again): copying is idempotent and an epoch is erased only after
+        it was copied."""
         self.forget(tenant)
         older = await self.live(tenant)
         if not older:
@@ -132,7 +143,7 @@ class SubjectEpochs:
         target = next(e for e in live if e.number == newest)
         sources = [e for e in live if e.number < newest]
         for source in sources:
-            await self._copy(tenant, source, target, erased_keys)
+            await self._copy(tenant, source, target, erased_keys, finish)
         for source in sources:
             await self.genesis.erase_data(keys_path(tenant, source.number))
             await self.genesis.erase_data(epoch_subject(tenant, source.number))
@@ -145,8 +156,15 @@ class SubjectEpochs:
                 )
         self.forget(tenant)
 
-    async def _copy(self, tenant: str, source: Epoch, target: Epoch, skip: set[str]) -> None:
-        pending: list[dict[str, Any]] = []
+    async def _copy(
+        self,
+        tenant: str,
+        source: Epoch,
+        target: Epoch,
+        skip: set[str],
+        finish: Callable[[str], Awaitable[None]],
+    ) -> None:
+        chunk: list[tuple[str, str]] = []
         async for stored in self.genesis.iter_events(keys_path(tenant, source.number)):
             data = to_dict(stored)["data"]
             if not isinstance(data, dict):
@@ -154,14 +172,33 @@ class SubjectEpochs:
             key, subject_id = data.get("key"), data.get("subject")
             if not (isinstance(key, str) and key and isinstance(subject_id, str) and subject_id):
                 continue  # erased, or never named
-            if key in skip:
+            if key not in skip:
+                chunk.append((key, subject_id))
+            if len(chunk) == COPY_CHUNK:
+                await self._copy_chunk(tenant, target, chunk, finish)
+                chunk = []
+        if chunk:
+            await self._copy_chunk(tenant, target, chunk, finish)
+
+    async def _copy_chunk(
+        self,
+        tenant: str,
+        target: Epoch,
+        chunk: list[tuple[str, str]],
+        finish: Callable[[str], Awaitable[None]],
+    ) -> None:
+        listed = ", ".join(f"'{erased_key_subject(tenant, key)}'" for key, _ in chunk)
+        rows = await self.genesis.q(
+            f"STREAM e FROM events WHERE e.subject IN [{listed}] MAP e.subject"
+        )
+        claimed = {str(row).rsplit("/", 1)[-1] for row in rows}
+        events = []
+        for key, subject_id in chunk:
+            if key in claimed:
+                await finish(key)  # an erasure claimed it and may have stopped short
                 continue
             name = f"{keys_path(tenant, target.number)}/{target.name(subject_id)}"
-            pending.append(
-                event(name, SUBJECT_KEY_TYPE, {"key": key, "subject": subject_id}, erasable=True)
-            )
-            if len(pending) == COPY_CHUNK:
-                await self.genesis.commit_events(pending)
-                pending = []
-        if pending:
-            await self.genesis.commit_events(pending)
+            data = {"key": key, "subject": subject_id}
+            events.append(event(name, SUBJECT_KEY_TYPE, data, erasable=True))
+        if events:
+            await self.genesis.commit_events(events)

@@ -290,18 +290,29 @@ class Subjects:
         # (see keys_unerased), so the links listed below are all there will be.
         self._keys.pop((tenant, self.pseudonym(subject_id)), None)
         decision_ids: list[str] = []
+        erased = 0
         for key in keys:
-            decision_ids.extend(await self._linked(tenant, key))
-        decision_ids = list(dict.fromkeys(decision_ids))
+            linked, values = await self._erase_key(tenant, key)
+            decision_ids.extend(linked)
+            erased += values
+        # The key events last, by rotating the tenant's epoch (see decisiontrail.ledger.epochs):
+        # an erasure cut short (a crash) before it is run again and finds them, or completed
+        # by the next erasure's rotation.
+        await self.epochs.rotate(tenant, set(keys), lambda key: self._finish(tenant, key))
+        return list(dict.fromkeys(decision_ids)), erased
+
+    async def _erase_key(self, tenant: str, key: str) -> tuple[list[str], int]:
+        """Erase the personal values of every decision linked to a claimed key; the decision
+        ids and how many values were erased."""
+        decision_ids = await self._linked(tenant, key)
         erased = 0
         for decision_id in decision_ids:
             erased += await self.genesis.erase_data(personal_subject(tenant, decision_id))
-        for key in keys:
-            # Links written by earlier versions were stored by reference: erase those too.
-            erased += await self.genesis.erase_data(subject_path(tenant, key))
-            # SapixDB never held the values; cut the graph's links to the subject's key too.
-            await self.provenance.unlink_subject(tenant, key, decision_ids)
-        # The key events last, by rotating the tenant's epoch (see decisiontrail.ledger.epochs):
-        # an erasure cut short (a crash) before it is run again and finds them.
-        await self.epochs.rotate(tenant, set(keys))
+        # Links written by earlier versions were stored by reference: erase those too.
+        erased += await self.genesis.erase_data(subject_path(tenant, key))
+        # SapixDB never held the values; cut the graph's links to the subject's key too.
+        await self.provenance.unlink_subject(tenant, key, decision_ids)
         return decision_ids, erased
+
+    async def _finish(self, tenant: str, key: str) -> None:
+        await self._erase_key(tenant, key)
