@@ -27,7 +27,7 @@ beside these ceilings:
   (see :func:`serve_no_store` for the seam);
 - (b) the SDK underneath without HTTP: ``decisiontrail.records.seal`` with a ``Keyring`` (hash
   + sign) and Genesis DB ``commit_events`` on the embedded client (one event per record), in
-  batches; also ``Ledger.record`` called in-process, and validation + ``prepare`` alone;
+  batches; also ``ledger.writer.record`` called in-process, and validation + ``prepare`` alone;
 - the load generator's own ceiling against a server that answers without reading the body
   (raw asyncio + httptools, and httpx for comparison).
 
@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import itertools
 import math
 import multiprocessing
@@ -663,7 +664,7 @@ def serve_no_store(port: int) -> None:
     from decisiontrail.ledger import PreparedDecision, Receipt
     from decisiontrail.records import GENESIS_HASH, format_time
 
-    class NoStoreLedger:
+    class NoStoreWriter:
         async def record(
             self, tenant: str, decisions: Sequence[PreparedDecision], **_: Any
         ) -> list[Receipt]:
@@ -685,7 +686,7 @@ def serve_no_store(port: int) -> None:
         async with opened(app_) as maybe_state:
             real = app_.state.service
             view = copy.copy(real)
-            view.ledger = NoStoreLedger()
+            view.ledger = dataclasses.replace(real.ledger, writer=NoStoreWriter())
             app_.state.service = view
             try:
                 yield maybe_state
@@ -711,7 +712,7 @@ class SdkRates:
     commit: float  # records/s, commit_events only
     seal_commit: float  # records/s, both, one after the other
     ledger_decisions: int
-    ledger: float  # decisions/s, Ledger.record in-process
+    ledger: float  # decisions/s, ledger.writer.record in-process
 
 
 async def _sdk_rates(
@@ -770,7 +771,7 @@ async def _sdk_rates(
     await client.close()
     engine.close()
 
-    # Ledger.record in-process: the route's storage step without HTTP, on a ledger built by
+    # ledger.writer.record in-process: the route's storage step without HTTP, on a ledger built by
     # ServiceState.open exactly as the service builds it (fresh embedded stores)
     settings = Settings(_env_file=None, data_dir=workdir / f"ledger-{batch}")
     state = await ServiceState.open(settings)
@@ -780,7 +781,7 @@ async def _sdk_rates(
     for chunk in itertools.cycle(chunks):
         if recorded + batch > total or (recorded and time.perf_counter() - started >= seconds):
             break
-        await state.ledger.record(TENANT, chunk)
+        await state.ledger.writer.record(TENANT, chunk)
         recorded += batch
     ledger_time = time.perf_counter() - started
     await state.close()
@@ -999,7 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sdk, validate = sdk_ceilings(workdir, args.quick)
         for r in sdk:
             say(f"  batch {r.batch:>5}: seal {r.seal:,.0f}/s, commit_events {r.commit:,.0f}/s, "
-                f"both {r.seal_commit:,.0f}/s, Ledger.record {r.ledger:,.0f}/s")  # fmt: skip
+                f"both {r.seal_commit:,.0f}/s, ledger.writer.record {r.ledger:,.0f}/s")  # fmt: skip
         with ProcessPoolExecutor(1, mp_context=context) as pool:
             say("load generator ceiling (a server that answers without reading) …")
             clients = client_ceilings(pool, workdir, plan, say)
@@ -1101,7 +1102,7 @@ def report(
         "no-store decisions/s",
         "p50 ms",
         "p99 ms",
-        "Ledger.record in-proc/s",
+        "ledger.writer.record in-proc/s",
         "SDK seal+commit/s",
         "target ≥3,000 (aim 5,000)",
     ):
@@ -1155,7 +1156,7 @@ def report(
             "ceiling (b)",
         )
         base.add_row(
-            f"Ledger.record, batch {r.batch} (in-process, no HTTP)",
+            f"ledger.writer.record, batch {r.batch} (in-process, no HTTP)",
             f"{r.ledger:,.0f} decisions/s",
             f"the route's storage step; {r.ledger_decisions:,} decisions",
         )
@@ -1178,7 +1179,7 @@ def report(
     elif grew > 64 * 1024:
         say(
             f"  - WARNING: the no-store server's data directory grew by {grew:,} bytes during "
-            "its run: something on the ingest path stores outside Ledger.record."
+            "its run: something on the ingest path stores outside ledger.writer.record."
         )
     else:
         say(f"  - the no-store server's data directory grew by {grew:,} bytes during its run.")

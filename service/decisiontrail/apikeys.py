@@ -3,6 +3,10 @@
 A key reads ``dtk_<key id>_<secret>``: the key id (16 hex) finds the stored key, the secret
 (32 random bytes, base32) is never stored — only its SHA-256 — and is compared in constant
 time. A key belongs to exactly one tenant and carries scopes; it may expire or be revoked.
+
+Tenant names are 1 to 100 of ``a-z 0-9 _ -``: they appear in store subjects, graph node ids
+(``decision:{tenant}:{id}``) and checkpoint origins, where a ``:`` or ``/`` could make two
+tenants' names collide (``acme`` and ``acme:eu``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -17,6 +22,17 @@ from enum import StrEnum
 from typing import Any
 
 KEY_PREFIX = "dtk_"
+TENANT_PATTERN = re.compile(r"[a-z0-9_-]{1,100}")
+
+
+class InvalidTenantName(ValueError):
+    """A tenant name outside the safe character set."""
+
+
+def check_tenant(name: str) -> str:
+    if not TENANT_PATTERN.fullmatch(name):
+        raise InvalidTenantName(f"a tenant name is 1 to 100 of a-z 0-9 _ -, not {name!r}")
+    return name
 
 
 class Scope(StrEnum):
@@ -109,6 +125,7 @@ def generate(
     now: datetime | None = None,
 ) -> tuple[str, ApiKey]:
     """A new key: the full key text (shown once) and what is stored."""
+    check_tenant(tenant)
     key_id = secrets.token_hex(8)
     secret = base64.b32encode(secrets.token_bytes(32)).decode().rstrip("=").lower()
     stored = ApiKey(

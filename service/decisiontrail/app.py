@@ -27,7 +27,7 @@ from decisiontrail.tracing import TracingMiddleware, configure_tracing
 log = logging.getLogger("decisiontrail")
 
 
-REPAIR_EVERY = 10  # checkpoint intervals between repair passes (see Ledger.repair)
+REPAIR_EVERY = 10  # checkpoint intervals between repair passes (see decisiontrail.ledger.repair)
 
 
 async def _issue_checkpoints(state: ServiceState) -> None:
@@ -38,14 +38,14 @@ async def _issue_checkpoints(state: ServiceState) -> None:
         await asyncio.sleep(state.settings.checkpoint_interval_seconds)
         if tick % REPAIR_EVERY == 0:
             try:
-                await state.ledger.repair()
+                await state.ledger.repair.run()
             except Exception:  # retried at the next pass
                 log.exception("repair pass failed")
-        for tenant in list(state.ledger.tenants()):
+        for tenant in list(state.ledger.heads.tenants()):
             try:
-                head = await state.ledger.head(tenant)
+                head = await state.ledger.heads.head(tenant)
                 if head.size and issued.get(tenant) != head.size:
-                    checkpoint = await state.ledger.checkpoint(tenant)
+                    checkpoint = await state.ledger.tree.issue_checkpoint(tenant)
                     issued[tenant] = checkpoint.size
             except Exception:  # a failed round is retried at the next interval
                 log.exception("periodic checkpoint failed", extra={"tenant": tenant})
@@ -152,7 +152,7 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
         service = state or await ServiceState.open(settings)
         # A crash between the SapixDB write and the Genesis DB commit leaves records no read
         # confirms; tombstone them (and re-write lost edges) before serving.
-        await service.ledger.repair()
+        await service.ledger.repair.run()
         for worker in service.ledger.workers():
             await worker.start()  # now, not on the first request
         app.state.service = service

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from decisiontrail import bundle, compliance, erasure, integrity, reports
+from decisiontrail import apikeys, bundle, compliance, erasure, integrity, reports
 from decisiontrail.apikeys import Scope
 from decisiontrail.config import Settings
 from decisiontrail.records import format_time
@@ -133,6 +133,11 @@ def keys_create(
     rate: Annotated[float | None, typer.Option(help="requests a second", min=0)] = None,
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
+    try:
+        apikeys.check_tenant(tenant)
+    except apikeys.InvalidTenantName as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
 
     async def work(state: ServiceState) -> tuple[str, Any]:
@@ -247,11 +252,29 @@ def verify(
         Path | None, typer.Option(help="Ed25519 public key (PEM or base64)")
     ] = None,
     trust_root: Annotated[Path | None, typer.Option(help="exported trust root (JSON)")] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="verify a signed compliance report (JSON)")
+    ] = None,
+    bundled_key: Annotated[
+        bool,
+        typer.Option(
+            "--trust-bundled-key",
+            help="accept a bundle checked only against the key inside it (internal consistency)",
+        ),
+    ] = False,
 ) -> None:
-    """Verify records, chains, signatures and checkpoints; exit 1 on the first problem."""
+    """Verify records, chains, signatures and checkpoints; exit 1 on the first problem.
+
+    Offline (``--bundle``, ``--report``) a result means something only against a trust root
+    you hold independently (``--public-key`` or ``--trust-root``); without one, a bundle is
+    checked against its own key, which proves only internal consistency: exit 3 unless
+    ``--trust-bundled-key``."""
     pinned = trusted_checkpoint.read_text() if trusted_checkpoint else None
+    if report is not None:
+        _verify_report(report, public_key, trust_root)
+        return
     if bundle_path is not None:
-        _verify_bundle(bundle_path, pinned, public_key, trust_root)
+        _verify_bundle(bundle_path, pinned, public_key, trust_root, bundled_key)
         return
     settings = Settings()
     name = tenant or settings.default_tenant
@@ -265,13 +288,44 @@ def verify(
         except CheckpointError as exc:
             return {"ok": False, "first_problem": {"reason": "bad_checkpoint", "detail": str(exc)}}
 
-    _finish(_run(work))
+    result = _run(work)
+    if result.get("ok") and not result.get("records_checked"):
+        print(json.dumps(result, indent=2))
+        errors.print(f"[red]tenant {name!r} has no records: nothing was verified[/red]")
+        raise typer.Exit(1)
+    _finish(result)
+
+
+UNTRUSTED_EXIT = 3  # verified only against a key the verified file itself carries
+
+
+def _verify_report(path: Path, public_key: Path | None, trust_root: Path | None) -> None:
+    trust = _trust_from(public_key, trust_root, "")
+    if trust is None:
+        errors.print("[red]a report is verified against a trust root you hold: give "
+                     "--trust-root keyring.json or --public-key[/red]")  # fmt: skip
+        raise typer.Exit(2)
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        errors.print(f"[red]cannot read {path}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    _finish(compliance.verify_signed_report(document=document, trust=trust))
 
 
 def _verify_bundle(
-    path: Path, pinned: str | None, public_key: Path | None, trust_root: Path | None
+    path: Path,
+    pinned: str | None,
+    public_key: Path | None,
+    trust_root: Path | None,
+    bundled_key: bool,
 ) -> None:
-    header = next(bundle.read_bundle(path), {})
+    try:
+        header = next(bundle.read_bundle(path), {})
+    except bundle.BundleError as exc:
+        hint = " (a compliance report? use --report)" if path.suffix == ".json" else ""
+        errors.print(f"[red]not an export bundle{hint}: {exc}[/red]")
+        raise typer.Exit(2) from None
     trust = _trust_from(public_key, trust_root, str(header.get("note_name", "")))
     with _progress() as progress:
         task = progress.add_task("verifying", total=int(header.get("records", 0)) or None)
@@ -283,9 +337,19 @@ def _verify_bundle(
         except (bundle.BundleError, KeyringError) as exc:
             errors.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None
+    answer = result.to_json()
     if result.used_bundled_trust_root:
-        errors.print("[yellow]no --public-key given: trusting the key inside the bundle[/yellow]")
-    _finish(result.to_json())
+        answer["trust"] = "bundled_key_only"
+        errors.print(
+            "[yellow]no --public-key or --trust-root: checked against the key inside the "
+            "bundle, which proves only that the bundle is internally consistent[/yellow]"
+        )
+        if answer.get("ok") and not bundled_key:
+            print(json.dumps(answer, indent=2))
+            errors.print("[red]not verified against an independent trust root "
+                         "(--trust-bundled-key accepts that)[/red]")  # fmt: skip
+            raise typer.Exit(UNTRUSTED_EXIT)
+    _finish(answer)
 
 
 def _finish(report: dict[str, Any]) -> None:
@@ -307,17 +371,17 @@ def export(
     name = tenant or settings.default_tenant
 
     async def work(state: ServiceState) -> int:
-        checkpoint = await state.ledger.checkpoint(name)
-        notes = await state.ledger.stored_checkpoints(name)
+        checkpoint = await state.ledger.tree.issue_checkpoint(name)  # the bundle's newest
+        notes = await state.ledger.tree.stored_checkpoints(name)
 
         async def records() -> Any:
-            async for receipt in state.ledger.records(name):
+            async for receipt in state.ledger.reads.records(name):
                 yield receipt.record, receipt.log_index
 
         with _progress() as progress:
             task = progress.add_task("exporting", total=checkpoint.size)
             return await bundle.export(
-                output, tenant=name, origin=state.ledger.checkpoint_origin(name),
+                output, tenant=name, origin=state.ledger.tree.checkpoint_origin(name),
                 trust=state.keyring.trust, exported_at=format_time(datetime.now(UTC)),
                 notes=notes, records=records(), count=checkpoint.size,
                 progress=lambda n: progress.update(task, completed=n),

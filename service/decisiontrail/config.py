@@ -43,15 +43,18 @@ class Settings(BaseSettings):
     log_origin: str = Field("decisiontrail.local", min_length=1, max_length=200)
     checkpoint_interval_seconds: float = Field(60.0, gt=0)
 
-    # Access: API keys are created with `decisiontrail keys create`; a bootstrap admin key may
-    # be given here for the first start.
-    bootstrap_admin_key: SecretStr | None = None
+    # Access: API keys are created with `decisiontrail keys create`. Tenant names are safe in
+    # subjects and graph node ids (see decisiontrail.apikeys).
     default_tenant: str = Field("default", min_length=1, max_length=100, pattern=r"^[a-z0-9_-]+$")
 
     # Limits.
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_batch_size: int = Field(1_000, ge=1, le=100_000)
     rate_limit_per_second: float = Field(0.0, ge=0)  # per API key; 0 = unlimited
+    max_streams: int = Field(256, ge=1)  # live SSE streams open at once (then 503)
+    # Failed authentications per client address: a burst, then so many a minute (then 429).
+    failed_auth_burst: int = Field(20, ge=1)
+    failed_auth_per_minute: float = Field(30.0, gt=0)
     retention_days: int = Field(183, ge=1)  # EU AI Act art. 19/26: at least six months
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -73,10 +76,8 @@ class Settings(BaseSettings):
     def _safe_for_production(self) -> Self:
         if self.environment != "production":
             return self
-        for name in ("sapixdb_api_key", "genesisdb_token", "bootstrap_admin_key", "signing_key"):
+        for name in ("sapixdb_api_key", "genesisdb_token", "signing_key"):
             secret = getattr(self, name)
             if secret is not None and secret.get_secret_value().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name} is a placeholder; set a real secret in production")
-        if self.bootstrap_admin_key is not None and len(self.bootstrap_admin_key) < 24:
-            raise ValueError("bootstrap_admin_key must be at least 24 characters in production")
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -12,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from decisiontrail.canonical import CanonicalizationError, canonical_json
-from decisiontrail.errors import NotFound, StoreUnavailable, Unprocessable
-from decisiontrail.ledger import Ledger, LedgerError, PreparedDecision, Receipt
+from decisiontrail.errors import BadIdempotencyKey, NotFound, StoreUnavailable, Unprocessable
+from decisiontrail.ledger import Ledger, PreparedDecision, Receipt
 from decisiontrail.metrics import Metrics
 from decisiontrail.models import DecisionCreate
 from decisiontrail.provenance import PARENT_RUN, RUN, SESSION, ListFilter, decision_id_of, node
@@ -45,6 +46,32 @@ def prepare(decision: DecisionCreate, trace_ids: tuple[str, str] | None = None) 
     return PreparedDecision(body, list(decision.personal))
 
 
+IDEMPOTENCY_KEY_CHARACTERS = frozenset(chr(c) for c in range(0x20, 0x7F))  # visible ASCII
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def idempotency_key_value(header: str | None) -> str | None:
+    """The key an ``Idempotency-Key`` header carries (IETF draft: a structured-field string,
+    so surrounding quotes are dropped), or None without the header. An empty or malformed
+    key is refused (400), never taken as a key."""
+    if header is None:
+        return None
+    key = header.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not set(key) <= IDEMPOTENCY_KEY_CHARACTERS:
+        raise BadIdempotencyKey(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+        )
+    return key
+
+
+def request_hash(decisions: Sequence[DecisionCreate]) -> str:
+    """A hash of the client's request body as canonical JSON (what a retry must repeat)."""
+    body = [d.model_dump(mode="json", exclude_none=True) for d in decisions]
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
 async def record_decisions(
     *,
     ledger: Ledger,
@@ -54,35 +81,29 @@ async def record_decisions(
     idempotency_key: str | None,
     endpoint: str,
 ) -> list[Receipt]:
+    """Record decisions; ``idempotency_key`` is the raw header value (None without one).
+    A replay of an earlier request with the same key answers its receipts (``replayed``)
+    and is not counted as new decisions."""
     started = time.perf_counter()
+    key = idempotency_key_value(idempotency_key)
     request_trace = current_trace_ids()  # the request's span, not the validate span below
     with tracer.start_as_current_span("decision.validate") as span:
         span.set_attribute("decisiontrail.decisions", len(decisions))
         prepared = [prepare(decision, request_trace) for decision in decisions]
+    body_hash = None if key is None else request_hash(decisions)
     try:
-        receipts = await ledger.record(tenant, prepared, idempotency_key=idempotency_key)
-    except (GenesisDBError, LedgerError, SapixError) as exc:  # timed and counted by the ledger
+        receipts = await ledger.writer.record(
+            tenant, prepared, idempotency_key=key, body_hash=body_hash
+        )
+    except (GenesisDBError, SapixError) as exc:  # timed and counted by the ledger
         raise StoreUnavailable(f"the decision was not recorded ({type(exc).__name__})") from None
     metrics.ingest_latency.labels(endpoint).observe(time.perf_counter() - started)
+    if receipts and receipts[0].replayed:
+        return receipts
     for decision in decisions:
         agent = metrics.agent_label(decision.agent)
         metrics.decisions.labels(agent, decision.kind.value).inc()
     return receipts
-
-
-async def follow_decisions(
-    *, ledger: Ledger, tenant: str, after: int | None, agent: str | None, kind: str | None
-) -> AsyncIterator[dict[str, str]]:
-    """New decisions as Server-Sent Events (``id`` is the log index, for resuming), for the
-    API's stream and the console's live list."""
-    async for receipt in ledger.follow(tenant, after):
-        decision = receipt.record["decision"]
-        if agent is not None and decision.get("agent") != agent:
-            continue
-        if kind is not None and decision.get("kind", "custom") != kind:
-            continue
-        body = {**receipt.to_json(), "decision": decision}
-        yield {"event": "decision", "id": str(receipt.log_index), "data": json.dumps(body)}
 
 
 async def get_decision(
@@ -93,14 +114,14 @@ async def get_decision(
     with_personal: bool,
     as_of: datetime | None = None,
 ) -> dict[str, Any]:
-    receipt = await ledger.find(tenant, decision_id)
+    receipt = await ledger.reads.find(tenant, decision_id)
     if receipt is None or (
         as_of is not None and receipt.record["recorded_at"] > record_time(as_of)
     ):
         raise NotFound(f"no decision {decision_id}")
     record = dict(receipt.record)
     if with_personal:
-        values = await ledger.personal_values(tenant, decision_id)
+        values = await ledger.reads.personal_values(tenant, decision_id)
         if values is not None:
             record["decision"] = restore_personal(record["decision"], values)
         record["personal_erased"] = values is None
@@ -161,7 +182,7 @@ async def list_decisions(
     if not 1 <= limit <= MAX_PAGE:
         raise Unprocessable(f"limit must be between 1 and {MAX_PAGE}")
     if data_subject is not None:
-        ids = await ledger.subject_decisions(tenant, data_subject)
+        ids = await ledger.subjects.subject_decisions(tenant, data_subject)
         if not ids:
             return {"data": [], "next_cursor": None}
         where = replace(where, decision_ids=frozenset(ids))
@@ -174,7 +195,7 @@ async def list_decisions(
         while len(found) < limit:
             page = await ledger.provenance.page(tenant, where, before_hlc=before, limit=limit)
             for record in page:
-                receipt = await ledger.confirm(tenant, record.payload, record.record_id)
+                receipt = await ledger.reads.confirm(tenant, record.payload, record.record_id)
                 if receipt is not None and len(found) < limit:
                     found.append((receipt, record.timestamp_hlc))
             if len(page) < limit:
@@ -189,6 +210,47 @@ async def list_decisions(
     return {"data": data, "next_cursor": next_cursor}
 
 
+def follow_decisions(
+    *, ledger: Ledger, tenant: str, after: int | None, agent: str | None, kind: str | None
+) -> AsyncIterator[dict[str, str]]:
+    """New decisions of the tenant as Server-Sent Events as they are committed (after log
+    index ``after`` first; ``id`` is the log index, for resuming), each its receipt with its
+    sealed decision, filtered by agent and kind: the API's stream and the console's live list.
+    Refused (503, ``Retry-After``) while as many streams are open as the service allows."""
+    ledger.feed.check_capacity()  # now, before the response starts
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async for receipt in ledger.feed.follow(tenant, after):
+            decision = receipt.record["decision"]
+            if agent is not None and decision.get("agent") != agent:
+                continue
+            if kind is not None and decision.get("kind", "custom") != kind:
+                continue
+            body = {**receipt.to_json(), "decision": decision}
+            yield {"event": "decision", "id": str(receipt.log_index), "data": json.dumps(body)}
+
+    return events()
+
+
+async def inclusion_proof(*, ledger: Ledger, tenant: str, decision_id: str) -> dict[str, Any]:
+    """An inclusion proof of a decision against a checkpoint of the log as it is now."""
+    found = await get_decision(
+        ledger=ledger, tenant=tenant, decision_id=decision_id, with_personal=False
+    )
+    checkpoint = await ledger.tree.checkpoint(tenant)
+    index = int(found["log_index"])
+    _, proof = await ledger.tree.inclusion_proof(tenant, index, checkpoint.size)
+    return {
+        "decision_id": decision_id,
+        "log_index": index,
+        "tree_size": checkpoint.size,
+        "root": base64.b64encode(checkpoint.root).decode(),
+        "root_hex": checkpoint.root.hex(),
+        "proof": [base64.b64encode(h).decode() for h in proof],
+        "checkpoint": checkpoint.note,
+    }
+
+
 def _read_failure(exc: SapixError) -> Exception:
     if exc.status is not None and 400 <= exc.status < 500:
         return Unprocessable(exc.message)
@@ -200,7 +262,7 @@ async def _committed(ledger: Ledger, tenant: str, decision_ids: Iterable[str]) -
     in log order, read from Genesis DB."""
     out: list[Receipt] = []
     for decision_id in list(dict.fromkeys(decision_ids))[:MAX_RELATED]:
-        receipt = await ledger.find(tenant, decision_id)
+        receipt = await ledger.reads.find(tenant, decision_id)
         if receipt is not None:
             out.append(receipt)
     return sorted(out, key=lambda r: r.log_index)
@@ -228,7 +290,7 @@ async def decision_provenance(
     )
     record: dict[str, Any] = found["record"]
     decision = record["decision"]
-    receipt = await ledger.find(tenant, decision_id)
+    receipt = await ledger.reads.find(tenant, decision_id)
     assert receipt is not None  # get_decision found it
     run_id, parent_run_id = decision.get("run_id"), decision.get("parent_run_id")
     try:
@@ -266,10 +328,10 @@ async def decision_provenance(
         for r in related.values()
         if r.record["decision"].get("kind") == "human_review" and r.record["id"] != decision_id
     ]
-    size, proof = await ledger.inclusion_proof(tenant, receipt.log_index)
-    checkpoint = await ledger.checkpoint(tenant)
+    size, proof = await ledger.tree.inclusion_proof(tenant, receipt.log_index)
+    checkpoint = await ledger.tree.checkpoint(tenant)
     if checkpoint.size != size:
-        _, proof = await ledger.inclusion_proof(tenant, receipt.log_index, checkpoint.size)
+        _, proof = await ledger.tree.inclusion_proof(tenant, receipt.log_index, checkpoint.size)
     subjects = decision.get("data_subjects") or []
     return {
         "decision": record,

@@ -29,21 +29,28 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
+def _retry_after(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, int(seconds + 0.999)))}
+
+
 async def current_key(request: Request, state: StateDep) -> ApiKey:
     text = _presented_key(request)
     if not text:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
+    client = request.client.host if request.client else "unknown"
+    wait = state.failed_auth.blocked(client)
+    if wait is not None:
+        raise RateLimited("too many failed authentications from here", headers=_retry_after(wait))
     key = await state.keys.authenticate(text)
     if key is None:
+        state.failed_auth.failed(client)
         raise Unauthorized("the API key is unknown, revoked or expired")
     rate = key.rate_limit_per_second or state.settings.rate_limit_per_second
     if rate:
         wait = state.limiter.take(key.key_id, rate)
         if wait is not None:
-            retry_after = str(max(1, int(wait + 0.999)))
             raise RateLimited(
-                f"the key's limit is {rate:g} requests a second",
-                headers={"Retry-After": retry_after},
+                f"the key's limit is {rate:g} requests a second", headers=_retry_after(wait)
             )
     bind_tenant(key.tenant)  # on this request's log lines and span
     return key
@@ -67,4 +74,3 @@ IngestKey = Annotated[ApiKey, Depends(require(Scope.INGEST))]
 ReadKey = Annotated[ApiKey, Depends(require(Scope.READ))]
 AuditKey = Annotated[ApiKey, Depends(require(Scope.AUDIT))]
 MetricsKey = Annotated[ApiKey, Depends(require(Scope.METRICS))]
-AdminKey = Annotated[ApiKey, Depends(require(Scope.ADMIN))]

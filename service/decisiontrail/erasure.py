@@ -9,13 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from decisiontrail.canonical import canonical_json
-from decisiontrail.errors import LegalHold, NotFound
-from decisiontrail.ledger import (
-    HOLD_PLACED_TYPE,
-    HOLD_RELEASED_TYPE,
-    Ledger,
-    PreparedDecision,
-)
+from decisiontrail.errors import NotFound
+from decisiontrail.ledger import Ledger, PreparedDecision
+from decisiontrail.ledger.events import HOLD_PLACED_TYPE, HOLD_RELEASED_TYPE, subject_path
 from decisiontrail.metrics import Metrics
 from decisiontrail.records import format_time
 from decisiontrail.signing import RECEIPT_DOMAIN, Keyring
@@ -28,14 +24,12 @@ async def erase_subject(
     *, ledger: Ledger, keyring: Keyring, metrics: Metrics, tenant: str, subject_id: str
 ) -> dict[str, Any]:
     """Erase a subject's personal data in the tenant; returns the signed receipt."""
-    if await ledger.legal_hold(tenant, subject_id):
-        raise LegalHold("a legal hold is placed on this data subject; release it first")
-    decision_ids, erased = await ledger.erase_subject(tenant, subject_id)
+    decision_ids, erased = await ledger.subjects.erase_subject(tenant, subject_id)
     if not decision_ids and not erased:
         # Nothing was stored about them: no erasure to record, sign or count.
         raise NotFound("no personal data about this data subject is stored; nothing was erased")
     erased_at = datetime.now(UTC)
-    record = await ledger.record(
+    record = await ledger.writer.record(
         tenant,
         [
             PreparedDecision(
@@ -63,6 +57,11 @@ async def erase_subject(
     return {**receipt, "key_id": key_id, "signature": base64.b64encode(signature).decode()}
 
 
+async def set_legal_hold(*, ledger: Ledger, tenant: str, subject_id: str, placed: bool) -> None:
+    """Place (or release) a legal hold: erasure of the subject is refused while it is placed."""
+    await ledger.subjects.set_legal_hold(tenant, subject_id, placed=placed)
+
+
 async def legal_holds(*, ledger: Ledger, tenant: str) -> list[dict[str, str]]:
     """The legal holds in force in the tenant, oldest first. A hold is named by the data
     subject's random key, never by the person's id (which only an erasable event maps to it),
@@ -84,4 +83,4 @@ async def legal_holds(*, ledger: Ledger, tenant: str) -> list[dict[str, str]]:
 
 
 def _hold_suffix(tenant: str) -> str:
-    return Ledger.subject_path(tenant, "").removeprefix("/data-subjects/") + "/hold"
+    return subject_path(tenant, "").removeprefix("/data-subjects/") + "/hold"

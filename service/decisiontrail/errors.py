@@ -15,7 +15,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from decisiontrail.ledger import failures
+from genesisdb import GenesisDBError
+from sapixdb import SapixError
+
 PROBLEM_TYPE = "application/problem+json"
+STREAM_RETRY_SECONDS = 5  # Retry-After when no live stream may open
 log = logging.getLogger("decisiontrail")
 
 # What every error response looks like, for the OpenAPI document.
@@ -79,6 +84,22 @@ class LegalHold(Conflict):
     code, title = "legal_hold", "A legal hold prevents this"
 
 
+class UntrustedCheckpoint(Conflict):
+    code, title = "untrusted_checkpoint", "The stored checkpoint does not verify"
+
+
+class BadIdempotencyKey(ServiceError):
+    status, code, title = 400, "bad_idempotency_key", "The Idempotency-Key header is not valid"
+
+
+class IdempotencyKeyInUse(Conflict):
+    code, title = "idempotency_key_in_flight", "A request with this Idempotency-Key is running"
+
+
+class IdempotencyKeyReused(ServiceError):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency-Key reused with another body"
+
+
 class PayloadTooLarge(ServiceError):
     status, code, title = 413, "payload_too_large", "Request body too large"
 
@@ -93,6 +114,46 @@ class RateLimited(ServiceError):
 
 class StoreUnavailable(ServiceError):
     status, code, title = 503, "store_unavailable", "Storage is unavailable; retry"
+
+
+class TooManyStreams(ServiceError):
+    status, code, title = 503, "too_many_streams", "Too many live streams are open; retry"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(STREAM_RETRY_SECONDS)}, **extra)
+
+
+class OutcomeUnknown(StoreUnavailable):
+    code, title = "outcome_unknown", "Whether the request was recorded is not known; retry it"
+
+
+class StoreCorrupted(ServiceError):
+    status, code, title = 500, "store_corrupted", "The store holds data the service never wrote"
+
+
+# The ledger's and the SDKs' exceptions, as the client sees them (the first match wins).
+_FAILURES: tuple[tuple[type[Exception], type[ServiceError]], ...] = (
+    (failures.TooManyStreamsError, TooManyStreams),
+    (failures.IdempotencyKeyInFlightError, IdempotencyKeyInUse),
+    (failures.IdempotencyKeyReusedError, IdempotencyKeyReused),
+    (failures.LegalHoldError, LegalHold),
+    (failures.InvalidTreeSizeError, Unprocessable),
+    (failures.StoreCorruptedError, StoreCorrupted),
+    (failures.CommitOutcomeUnknownError, OutcomeUnknown),
+    (failures.LedgerError, StoreUnavailable),
+    (GenesisDBError, StoreUnavailable),
+    (SapixError, StoreUnavailable),
+)
+
+
+def service_error(exc: Exception) -> ServiceError | None:
+    """The client-facing error for a ledger or store exception (None: not one of those)."""
+    for kind, mapped in _FAILURES:
+        if isinstance(exc, kind):
+            if mapped is StoreUnavailable and not isinstance(exc, failures.LedgerError):
+                return StoreUnavailable(f"the store did not answer ({type(exc).__name__}); retry")
+            return mapped(str(exc))
+    return None
 
 
 def problem(
@@ -182,6 +243,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             exc.status_code, code, str(exc.detail), str(exc.detail), instance=_instance(request),
             headers=dict(exc.headers or {}),
         )  # fmt: skip
+
+    async def _store_failure(request: Request, exc: Exception) -> JSONResponse:
+        mapped = service_error(exc)
+        assert mapped is not None  # registered only for the classes service_error maps
+        if isinstance(mapped, StoreCorrupted):  # alerted: an operator must look at it
+            log.error("store corruption: %s", exc, extra={"path": request.url.path})
+        elif isinstance(mapped, StoreUnavailable):
+            log.warning("store unavailable (%s)", type(exc).__name__)
+        return await _service_error(request, mapped)
+
+    for failure in (failures.LedgerError, GenesisDBError, SapixError):
+        app.add_exception_handler(failure, _store_failure)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -23,7 +23,7 @@ import base64
 import functools
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -187,7 +187,7 @@ def seal_with_leaf(
     recorded_at: datetime,
     keyring: Keyring,
 ) -> tuple[dict[str, Any], bytes]:
-    """:func:`seal`, and the record's :func:`leaf_data`, canonicalizing the decision once."""
+    """:func:`seal`, and the record's :func:`leaf_data`."""
     key_id, private_key = keyring.active(recorded_at)
     fields: dict[str, Any] = {
         "v": RECORD_VERSION,
@@ -199,23 +199,11 @@ def seal_with_leaf(
         "recorded_at": format_time(recorded_at),
         "key_id": key_id,
     }
-    decision_json = canonical_json(decision)
-    digest = hashlib.sha256(_record_json(fields, decision_json)).hexdigest()
+    record = {**fields, "decision": decision}
+    digest = hashlib.sha256(canonical_json(record)).hexdigest()
     signature = base64.b64encode(private_key.sign(RECORD_DOMAIN + bytes.fromhex(digest)))
-    record = {**fields, "decision": decision, "hash": digest, "signature": signature.decode()}
-    fields["hash"], fields["signature"] = record["hash"], record["signature"]
-    return record, _record_json(fields, decision_json)
-
-
-def _record_json(fields: dict[str, Any], decision_json: bytes) -> bytes:
-    """The canonical bytes of a record of ``fields`` (strings and safe integers under ASCII
-    keys) and a decision already canonical: RFC 8785 writes an object as its members sorted
-    by key, each value in its own canonical form, so the parts compose. A test holds this
-    equal to :func:`canonical_json` of the whole record."""
-    members = {key: orjson.dumps(value) for key, value in fields.items()}
-    members["decision"] = decision_json
-    body = b",".join(b'"' + key.encode() + b'":' + members[key] for key in sorted(members))
-    return b"{" + body + b"}"
+    record["hash"], record["signature"] = digest, signature.decode()
+    return record, leaf_data(record)
 
 
 def leaf_data(record: dict[str, Any]) -> bytes:
@@ -253,31 +241,3 @@ def check_record(record: Any, trust: TrustRoot) -> RecordProblem | None:
     if reason is not None:
         return RecordProblem("bad_signature", record_id, sequence, reason)
     return None
-
-
-def check_chain(
-    records: Iterable[dict[str, Any]], *, tenant: str, chain: str, trust: TrustRoot
-) -> Iterator[RecordProblem]:
-    """Walk one chain in sequence order; yield the first problem (and stop)."""
-    expected, prev_hash = 0, GENESIS_HASH
-    for record in records:
-        problem = check_record(record, trust)
-        if problem is not None:
-            yield problem
-            return
-        record_id, sequence = record["id"], record["sequence"]
-        if record["tenant"] != tenant or record["chain"] != chain:
-            yield RecordProblem(
-                "replayed", record_id, sequence, "the record belongs to another tenant or chain"
-            )
-            return
-        if sequence > expected:
-            yield RecordProblem(
-                "missing", record_id, expected, f"records {expected}–{sequence - 1} are missing"
-            )
-            return
-        if sequence < expected or record["prev_hash"] != prev_hash:
-            reason = "inserted" if sequence < expected else "reordered"
-            yield RecordProblem(reason, record_id, sequence, "the chain link does not match")
-            return
-        expected, prev_hash = expected + 1, record["hash"]

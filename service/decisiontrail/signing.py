@@ -281,4 +281,6 @@ def _write_private(directory: Path, key_id: str, key: Ed25519PrivateKey) -> None
 
 def _write_trust(directory: Path, trust: TrustRoot) -> None:
     body = json.dumps(trust.to_json(), indent=2).encode() + b"\n"
-    _write_atomically(directory / "keyring.json", body, 0o644)
+    _write_atomically(
+        directory / "keyring.json", body, 0o600
+    )  # public, yet every data file is 0600

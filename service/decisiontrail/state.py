@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from decisiontrail.apikey_store import ApiKeyStore
 from decisiontrail.config import Settings
-from decisiontrail.keystore import KeyStore, RateLimiter
-from decisiontrail.ledger import Ledger, load_pepper
+from decisiontrail.ledger import Ledger, build_ledger, load_pepper
 from decisiontrail.metrics import Metrics
 from decisiontrail.provenance import GRAPH, ProvenanceStore
+from decisiontrail.rate_limits import FailedAuthLimiter, RateLimiter
 from decisiontrail.signing import Keyring, private_key_from_text
 from decisiontrail.store_workers import GenesisWorker, SapixWorker
 from genesisdb import Client
@@ -26,15 +28,16 @@ class ServiceState:
     genesis: Client
     sapix: AsyncSapixClient
     ledger: Ledger
-    keys: KeyStore
+    keys: ApiKeyStore
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    failed_auth: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
     metrics: Metrics = field(default_factory=Metrics)
     created_signing_key: bool = False
     embedded_engine: Any = None  # closed with the service when the SDK runs in-process
 
     @classmethod
     async def open(cls, settings: Settings) -> ServiceState:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _make_private(settings)
         if settings.signing_key is not None:
             key = private_key_from_text(settings.signing_key.get_secret_value())
             keyring, created = Keyring.from_private_key(key, settings.log_origin), False
@@ -49,7 +52,7 @@ class ServiceState:
         if settings.store_workers and engine is not None:
             committer = GenesisWorker(settings.genesisdb_location, MAX_EVENT_BYTES)
         metrics = Metrics()
-        ledger = Ledger(
+        ledger = build_ledger(
             genesis,
             keyring,
             origin=settings.log_origin,
@@ -58,6 +61,7 @@ class ServiceState:
             on_checkpoint=metrics.checkpoint_issued,
             on_store_call=metrics.store_call,
             genesis_worker=committer,
+            max_streams=settings.max_streams,
         )
         return cls(
             settings,
@@ -65,7 +69,10 @@ class ServiceState:
             genesis,
             sapix,
             ledger,
-            KeyStore(genesis),
+            ApiKeyStore(genesis),
+            failed_auth=FailedAuthLimiter(
+                burst=settings.failed_auth_burst, per_minute=settings.failed_auth_per_minute
+            ),
             metrics=metrics,
             created_signing_key=created,
             embedded_engine=engine,
@@ -78,6 +85,23 @@ class ServiceState:
         await self.genesis.close()
         if self.embedded_engine is not None:
             self.embedded_engine.close()
+
+
+def _make_private(settings: Settings) -> None:
+    """The data folder 0700 and the embedded stores' files 0600: they hold personal values
+    (until erased) and API-key hashes. An empty file is an empty SQLite database, and SQLite
+    gives its -wal and -shm files the database file's mode."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.data_dir.chmod(0o700)
+    for location in (settings.genesisdb_location, settings.sapixdb_location):
+        if not location.startswith("sqlite:///"):
+            continue
+        path = Path(location.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for file in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+            if file == path or file.exists():
+                file.touch(mode=0o600)
+                file.chmod(0o600)
 
 
 def _genesis_client(settings: Settings) -> tuple[Client, Any]:

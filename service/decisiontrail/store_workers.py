@@ -17,7 +17,7 @@ Reads stay in this process. A child is started with the service (``spawn``: the 
 threads, which ``fork`` does not copy safely), and only for an embedded store; over HTTP the
 server does the work. A call no child takes (none could be started, or it died during the call)
 raises :class:`WorkerUnavailable`; the caller then does the write in-process (see
-:class:`decisiontrail.provenance.ProvenanceStore` and :class:`decisiontrail.ledger.Ledger`,
+:class:`decisiontrail.provenance.ProvenanceStore` and :mod:`decisiontrail.ledger.commit`,
 which also find out whether a commit whose child died went in). A dead child is replaced on
 the next call.
 """

@@ -11,7 +11,8 @@ verifies any number of records in bounded memory. It reports the first bad recor
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,3 +231,37 @@ def verify_records(
         if not verifier.add(record):
             break
     return verifier.finish()
+
+
+VERIFY_CHUNK = 500  # records checked per hop to a worker thread
+
+
+async def verify_off_loop(
+    verifier: LogVerifier,
+    receipts: AsyncIterator[tuple[dict[str, Any], int | None]],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Feed ``verifier`` a log read as a stream, checking hashes and signatures in a worker
+    thread a chunk at a time, so the event loop serves other requests meanwhile and no more
+    than a chunk of records is held in memory. ``progress`` is told how many records were
+    checked after each chunk (the console shows it)."""
+    chunk: list[tuple[dict[str, Any], int | None]] = []
+    checked = 0
+
+    def check(records: list[tuple[dict[str, Any], int | None]]) -> bool:
+        return all(verifier.add(record, index) for record, index in records)
+
+    async for item in receipts:
+        chunk.append(item)
+        if len(chunk) == VERIFY_CHUNK:
+            if not await asyncio.to_thread(check, chunk):
+                return
+            checked += len(chunk)
+            if progress is not None:
+                progress(checked)
+            chunk = []
+    if chunk:
+        complete = await asyncio.to_thread(check, chunk)
+        if complete and progress is not None:
+            progress(checked + len(chunk))

@@ -106,8 +106,11 @@ async def test_verification_and_checkpoints(api: Api) -> None:
     checkpoint = (await api.client.get("/v1/checkpoints/latest", headers=auditor)).json()
     assert checkpoint["size"] == 3
     assert checkpoint["note"].startswith("decisiontrail.local/acme\n3\n")
+    # A GET writes nothing (issue 14): only the issuer stores checkpoints.
+    assert (await api.client.get("/v1/checkpoints/3", headers=auditor)).status_code == 404
+    issued = await api.state.ledger.tree.issue_checkpoint("acme")
     by_size = await api.client.get("/v1/checkpoints/3", headers=auditor)
-    assert by_size.json()["note"] == checkpoint["note"]
+    assert by_size.json()["note"] == issued.note
     await api.client.post("/v1/decisions", json=DECISION, headers=writer)
     consistency = await api.client.get("/v1/proofs/consistency?from=3", headers=auditor)
     body = consistency.json()
@@ -189,7 +192,7 @@ async def test_health_and_metrics(api: Api) -> None:
     text = (await api.client.get("/metrics", headers=scraper)).text
     assert 'decisiontrail_decisions_ingested_total{agent="support-bot",kind="llm_call"} 1.0' in text
     assert "sapixdb" in ready.json()["checks"] and ready.json()["checks"]["sapixdb"] == "ok"
-    await api.client.get("/v1/checkpoints/latest", headers=await api.key("acme", Scope.READ))
+    await api.state.ledger.tree.issue_checkpoint("acme")  # as the periodic issuer does
     text = (await api.client.get("/metrics", headers=scraper)).text
     assert "decisiontrail_checkpoint_age_seconds " in text
     assert "acme" not in text

@@ -32,8 +32,8 @@ def record(count: int, tenant: str = "default") -> str:
         try:
             for i in range(count):
                 body = {"agent": f"bot{i % 2}", "action": f"act {i}", "input": "Alice"}
-                await state.ledger.record(tenant, [PreparedDecision(body, ["input"])])
-            return (await state.ledger.checkpoint(tenant)).note
+                await state.ledger.writer.record(tenant, [PreparedDecision(body, ["input"])])
+            return (await state.ledger.tree.checkpoint(tenant)).note
         finally:
             await state.close()
 
@@ -134,3 +134,48 @@ def test_verify_checks_both_stores(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["ok"] and report["stores"]["decisions_compared"] == 3
+
+
+def test_verify_of_a_tenant_without_records_says_so_and_fails() -> None:
+    record(2)
+    result = runner.invoke(app, ["verify", "--tenant", "nosuch"])
+    assert result.exit_code == 1
+    assert "has no records" in " ".join(result.stderr.split())
+
+
+def test_a_bundle_without_an_independent_key_fails_closed(tmp_path: Path) -> None:
+    record(3)
+    assert runner.invoke(app, ["export", "--output", "bundle.jsonl"]).exit_code == 0
+    alone = runner.invoke(app, ["verify", "--bundle", "bundle.jsonl"])
+    assert alone.exit_code == 3, alone.output
+    assert "internally consistent" in " ".join(alone.stderr.split())
+    accepted = runner.invoke(app, ["verify", "--bundle", "bundle.jsonl", "--trust-bundled-key"])
+    assert accepted.exit_code == 0, accepted.output
+
+
+def test_a_signed_report_is_verified_with_the_trust_root(tmp_path: Path) -> None:
+    record(4)
+    made = runner.invoke(app, ["report", "--output", "report.json", "--format", "json"])
+    assert made.exit_code == 0, made.output
+    assert runner.invoke(app, ["signing-keys", "export", "--output", "trust.json"]).exit_code == 0
+    # A report given where a bundle is expected: a clear message, no traceback.
+    mistaken = runner.invoke(app, ["verify", "--bundle", "report.json"])
+    assert mistaken.exit_code == 2 and "Traceback" not in mistaken.output
+    assert "use --report" in mistaken.stderr
+    args = ["verify", "--report", "report.json", "--trust-root", "trust.json"]
+    verified = runner.invoke(app, args)
+    assert verified.exit_code == 0, verified.output
+    document = json.loads((tmp_path / "report.json").read_text())
+    document["report"]["total_decisions"] += 1
+    (tmp_path / "report.json").write_text(json.dumps(document))
+    changed = runner.invoke(app, args)
+    assert changed.exit_code == 1 and json.loads(changed.stdout)["first_problem"]["reason"] == (
+        "modified"
+    )
+    keyless = runner.invoke(app, ["verify", "--report", "report.json"])
+    assert keyless.exit_code == 2
+
+
+def test_keys_for_an_unsafe_tenant_name_are_refused() -> None:
+    created = runner.invoke(app, ["keys", "create", "--tenant", "acme:eu", "--scope", "read"])
+    assert created.exit_code == 2 and "a-z 0-9 _ -" in created.stderr

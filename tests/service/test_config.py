@@ -31,7 +31,7 @@ def test_production_refuses_placeholder_secrets() -> None:
     with pytest.raises(ValidationError):
         Settings(environment="production", genesisdb_token="changeme")  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
-        Settings(environment="production", bootstrap_admin_key="short")  # type: ignore[arg-type]
+        Settings(environment="production", signing_key="changeme")  # type: ignore[arg-type]
     Settings(environment="development", genesisdb_token="changeme")  # type: ignore[arg-type]
 
 

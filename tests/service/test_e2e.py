@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -146,3 +147,61 @@ def test_against_the_compatible_servers_over_http(tmp_path: Path) -> None:
         service.stop()
         sapix.stop()
         genesis.stop()
+
+
+def test_the_data_folder_and_its_files_are_private(server: ServerProcess) -> None:
+    headers = api_key(server, "ingest")
+    answer = httpx.post(f"{server.url}/v1/decisions", json=DECISION, headers=headers, timeout=30)
+    assert answer.status_code == 201, answer.text
+    assert server.data_dir.stat().st_mode & 0o777 == 0o700
+    found = [path for path in server.data_dir.rglob("*")]
+    assert any(path.name == "genesisdb.db" for path in found)
+    for path in found:
+        expected = 0o700 if path.is_dir() else 0o600
+        assert path.stat().st_mode & 0o777 == expected, path
+
+
+async def test_a_hundred_streams_share_one_feed_and_more_are_refused(tmp_path: Path) -> None:
+    server = make_server(tmp_path, max_streams="100")
+    server.start()
+    try:
+        headers = api_key(server, "ingest", "read")
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=headers, timeout=60, limits=limits
+        ) as client:
+            first = await client.post("/v1/decisions", json={**DECISION, "action": "a0"})
+            assert first.status_code == 201, first.text
+            async with contextlib.AsyncExitStack() as streams:
+                lines = []
+                for _ in range(100):
+                    response = await streams.enter_async_context(
+                        client.stream("GET", "/v1/decisions/stream?after=-1")
+                    )
+                    assert response.status_code == 200
+                    lines.append(response.aiter_lines())
+
+                async def next_index(stream: AsyncIterator[str]) -> int:
+                    async for line in stream:
+                        if line.startswith("data:"):
+                            return int(json.loads(line[5:])["log_index"])
+                    raise AssertionError("the stream ended")
+
+                # Each stream replayed the first decision: all hundred are subscribed.
+                replayed = await asyncio.wait_for(
+                    asyncio.gather(*(next_index(s) for s in lines)), timeout=120
+                )
+                assert replayed == [0] * 100
+                refused = await client.get("/v1/decisions/stream")
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["code"] == "too_many_streams"
+                assert int(refused.headers["Retry-After"]) >= 1
+                # Ingest goes on while they are open, and every stream gets the decision.
+                second = await client.post("/v1/decisions", json={**DECISION, "action": "a1"})
+                assert second.status_code == 201, second.text
+                live = await asyncio.wait_for(
+                    asyncio.gather(*(next_index(s) for s in lines)), timeout=120
+                )
+                assert live == [1] * 100
+    finally:
+        server.stop()

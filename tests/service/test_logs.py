@@ -114,7 +114,7 @@ async def test_no_line_holds_personal_data(
     async def broken(tenant: str, decision_id: str) -> Any:
         raise RuntimeError(f"lookup of {EMAIL} failed")
 
-    monkeypatch.setattr(service.state.ledger, "find", broken)
+    monkeypatch.setattr(service.state.ledger.reads, "find", broken)
     with pytest.raises(RuntimeError):
         await service.client.get(f"/v1/decisions/{receipt['id']}", headers=key)
 

@@ -162,7 +162,7 @@ async def test_verify_compares_the_two_stores(api: Api) -> None:
     report = (await api.client.post("/v1/verify", json={}, headers=auditor)).json()
     assert report["ok"] and report["stores"]["decisions_compared"] == 3
     # Someone deletes a decision's SapixDB record (a tombstone through the SDK).
-    found = await api.state.ledger.find("acme", ids[1])
+    found = await api.state.ledger.reads.find("acme", ids[1])
     assert found is not None and found.sapix_id is not None
     await api.state.sapix.collection("ai_decisions").delete(found.sapix_id)
     report = (await api.client.post("/v1/verify", json={}, headers=auditor)).json()

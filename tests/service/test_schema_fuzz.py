@@ -89,7 +89,7 @@ async def _seed(settings: Settings) -> tuple[str, dict[str, list[Any]]]:
         text, _ = await service.state.keys.create(tenant="acme", scopes=frozenset(Scope))
         ingest = await service.key("acme", Scope.INGEST)
         ids = [(await service.record(ingest, agent=agent))["id"] for agent in ("bot", "triage")]
-        checkpoint = await service.state.ledger.checkpoint("acme")
+        checkpoint = await service.state.ledger.tree.checkpoint("acme")
     return text, {"decision_id": ids, "size": [checkpoint.size], "subject_id": ["customer-17"]}
 
 

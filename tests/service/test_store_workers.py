@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from decisiontrail import ledger as ledger_module
 from decisiontrail import provenance
-from decisiontrail.ledger import Ledger, load_pepper
+from decisiontrail.ledger import Ledger, build_ledger, load_pepper
+from decisiontrail.ledger import sealing as ledger_module
 from decisiontrail.provenance import GRAPH, ProvenanceStore, decision_node
 from decisiontrail.signing import Keyring
 from decisiontrail.store_workers import GenesisWorker, SapixWorker, WorkerUnavailable
@@ -32,7 +32,7 @@ def open_ledger(
     tmp_path: Path, worker: SapixWorker | None, committer: GenesisWorker | None = None
 ) -> Ledger:
     keyring, _ = Keyring.load_or_create(tmp_path / "keys", "dt.test")
-    return Ledger(
+    return build_ledger(
         Client({"api_url": genesis_location(tmp_path)}),
         keyring,
         origin="dt.test",
@@ -88,7 +88,7 @@ async def test_the_worker_process_writes_what_in_process_writes_would(
     try:
         await worker.start()
         assert await worker._call(os.getpid) != os.getpid()  # really another process
-        receipts = await ledger.record(
+        receipts = await ledger.writer.record(
             "acme", [decision("a", i, session_id="s-1", data_subjects=["carol"]) for i in range(5)]
         )
         stored = [await ledger.provenance.get(r.sapix_id or "") for r in receipts]
@@ -126,13 +126,13 @@ async def test_a_refused_chunk_takes_the_whole_batch_back(
     ledger = open_ledger(tmp_path, worker)
     try:
         with pytest.raises(SapixError, match="refused"):
-            await ledger.record("acme", [decision("a", i) for i in range(5)])
+            await ledger.writer.record("acme", [decision("a", i) for i in range(5)])
         written = await live_records(ledger)
         assert len(written) == 2  # the first chunk went in …
         assert set(written) <= await ledger.provenance.deleted_ids()  # … and was tombstoned
         assert await all_records(ledger, "acme") == []  # and nothing was committed
         worker.refusing = False
-        again = await ledger.record("acme", [decision("a", i) for i in range(5)])
+        again = await ledger.writer.record("acme", [decision("a", i) for i in range(5)])
         assert [r.record["sequence"] for r in again] == [0, 1, 2, 3, 4]
     finally:
         await close(ledger)
@@ -143,14 +143,14 @@ async def test_a_killed_worker_costs_no_write_and_is_replaced(
 ) -> None:
     ledger = open_ledger(tmp_path, worker)
     try:
-        await ledger.record("acme", [decision("a", 0)])
+        await ledger.writer.record("acme", [decision("a", 0)])
         first_pid = await worker._call(os.getpid)
         os.kill(first_pid, signal.SIGKILL)
         # The next call finds the child dead: its writes are done in-process instead.
-        done = await ledger.record("acme", [decision("a", 1, session_id="s")])
+        done = await ledger.writer.record("acme", [decision("a", 1, session_id="s")])
         assert await linked(ledger, "acme", done[0].record["id"]) == {"agent", "session"}
         assert len(await live_records(ledger)) == 2
-        later = await ledger.record("acme", [decision("a", 2)])
+        later = await ledger.writer.record("acme", [decision("a", 2)])
         assert await worker._call(os.getpid) not in (first_pid, os.getpid())  # a new child
         assert [r.record["sequence"] for r in later] == [2]
         assert len(await all_records(ledger, "acme")) == 3
@@ -168,7 +168,9 @@ class Unstartable(SapixWorker):
 async def test_without_a_worker_process_writes_stay_in_process(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path, Unstartable(sapix_location(tmp_path), None, GRAPH))
     try:
-        receipts = await ledger.record("acme", [decision("a", i, session_id="s") for i in range(3)])
+        receipts = await ledger.writer.record(
+            "acme", [decision("a", i, session_id="s") for i in range(3)]
+        )
         assert ledger.provenance.worker is not None and ledger.provenance.worker.disabled
         assert len(await live_records(ledger)) == 3
         assert await linked(ledger, "acme", receipts[0].record["id"]) == {"agent", "session"}
@@ -185,7 +187,7 @@ async def test_edges_beyond_one_call_go_in_several(
     worker = SapixWorker(sapix_location(tmp_path), None, GRAPH) if in_worker else None
     ledger = open_ledger(tmp_path, worker)
     try:
-        receipts = await ledger.record(
+        receipts = await ledger.writer.record(
             "acme", [decision("a", i, session_id="s", run_id=f"r{i}") for i in range(4)]
         )
         for receipt in receipts:
@@ -233,7 +235,7 @@ async def test_a_commit_whose_worker_died_is_neither_lost_nor_doubled(
     committer.after = after
     ledger = open_ledger(tmp_path, None, committer)
     try:
-        receipts = await ledger.record("acme", [decision("a", i) for i in range(3)])
+        receipts = await ledger.writer.record("acme", [decision("a", i) for i in range(3)])
         records = await all_records(ledger, "acme")
         assert [r["id"] for r in records] == [r.record["id"] for r in receipts]
         assert len(await live_records(ledger)) == 3
@@ -245,10 +247,10 @@ async def test_a_killed_genesis_worker_costs_no_commit_and_is_replaced(tmp_path:
     committer = GenesisWorker(genesis_location(tmp_path), 1_000_000)
     ledger = open_ledger(tmp_path, None, committer)
     try:
-        await ledger.record("acme", [decision("a", 0)])
+        await ledger.writer.record("acme", [decision("a", 0)])
         os.kill(await committer._call(os.getpid), signal.SIGKILL)
-        await ledger.record("acme", [decision("a", 1)])
-        await ledger.record("acme", [decision("a", 2)])
+        await ledger.writer.record("acme", [decision("a", 1)])
+        await ledger.writer.record("acme", [decision("a", 2)])
         records = await all_records(ledger, "acme")
         assert [r["sequence"] for r in records] == [0, 1, 2]
     finally:
@@ -269,7 +271,9 @@ async def test_pipelined_replicas_with_workers_commit_everything_once(tmp_path: 
 
     async def write(replica: Ledger, writer: int) -> None:
         for i in range(6):
-            await replica.record("t", [decision(f"bot{writer % 2}", i, w=writer) for _ in range(5)])
+            await replica.writer.record(
+                "t", [decision(f"bot{writer % 2}", i, w=writer) for _ in range(5)]
+            )
 
     try:
         await asyncio.gather(*(write(r, w) for r in replicas for w in range(4)))
@@ -300,9 +304,13 @@ async def test_small_batches_skip_the_workers(
     worker = Counting(sapix_location(tmp_path), None, GRAPH)
     ledger = open_ledger(tmp_path, worker)
     try:
-        small = await ledger.record("acme", [decision("a", i, session_id="s") for i in range(9)])
+        small = await ledger.writer.record(
+            "acme", [decision("a", i, session_id="s") for i in range(9)]
+        )
         assert worker.calls == 0  # a hop to another process would only add latency
-        large = await ledger.record("acme", [decision("a", i, session_id="s") for i in range(10)])
+        large = await ledger.writer.record(
+            "acme", [decision("a", i, session_id="s") for i in range(10)]
+        )
         assert worker.calls >= 2  # its records and its edges
         for receipt in small + large:
             assert await linked(ledger, "acme", receipt.record["id"]) == {"agent", "session"}
@@ -353,3 +361,35 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+class DiesOnce(GenesisWorker):
+    """A Genesis DB worker whose first commit's answer is lost: the child dies right after
+    committing (``landed``) or before it could."""
+
+    landed = True
+    lost = 0
+
+    async def commit_events(self, events: Any, preconditions: Any = None) -> None:
+        if not self.lost and not self.landed:
+            self.lost += 1
+            raise WorkerUnavailable("the Genesis DB worker process died")
+        await super().commit_events(events, preconditions)
+        if not self.lost:
+            self.lost += 1
+            raise WorkerUnavailable("the Genesis DB worker process died")
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["after-commit", "before-commit"])
+async def test_a_group_whose_worker_died_is_recorded_once(tmp_path: Path, landed: bool) -> None:
+    committer = DiesOnce(genesis_location(tmp_path), 1_000_000)
+    committer.landed = landed
+    ledger = open_ledger(tmp_path, None, committer)
+    try:
+        calls = [ledger.writer.record("acme", [decision(f"bot{i}", i)]) for i in range(3)]
+        results = await asyncio.gather(*calls)
+        assert committer.lost == 1
+        records = await all_records(ledger, "acme")
+        assert sorted(r["id"] for r in records) == sorted(r[0].record["id"] for r in results)
+    finally:
+        await close(ledger)

@@ -74,6 +74,7 @@ async def _append(data_dir: Path, start: int, stop: int, **changes: Any) -> list
             await service.record(writer, agent=CHAINS[i], action=f"step {i}", **changes)
             for i in range(start, stop)
         ]
+        await service.state.ledger.tree.issue_checkpoint(TENANT)  # as the periodic issuer does
         checkpoint = await service.client.get("/v1/checkpoints/latest", headers=auditor)
         assert checkpoint.json()["size"] == stop, checkpoint.text
         return [*receipts, checkpoint.json(), auditor]
@@ -141,10 +142,15 @@ def export(trail: Trail, name: str = "bundle.jsonl") -> Path:
 
 
 def verify_bundle(
-    trail: Trail, bundle: Path, trusted: Path | None = None, *, public_key: bool = True
+    trail: Trail,
+    bundle: Path,
+    trusted: Path | None = None,
+    *,
+    public_key: bool = True,
+    extra: list[str] | None = None,
 ) -> tuple[int, dict[str, Any] | None, str]:
     """The exit code, the JSON report (None if the bundle could not be verified) and stderr."""
-    args = ["verify", "--bundle", str(bundle)]
+    args = ["verify", "--bundle", str(bundle), *(extra or [])]
     args += ["--public-key", str(trail.public_key)] if public_key else []
     args += ["--trusted-checkpoint", str(trusted)] if trusted else []
     result = runner.invoke(cli, args)
@@ -475,9 +481,13 @@ def test_a_bundle_resigned_by_a_forger_only_verifies_without_the_public_key(trai
     assert code == 1 and report is not None
     assert report["first_problem"]["reason"] == "checkpoint_mismatch"
 
+    # Without an independent trust root it fails closed: only internal consistency is shown.
     code, report, errors = verify_bundle(trail, bundle, public_key=False)
-    assert code == 0 and report is not None and report["used_bundled_trust_root"] is True
-    assert "trusting the key inside the bundle" in errors
+    assert code == 3 and report is not None and report["used_bundled_trust_root"] is True
+    assert report["trust"] == "bundled_key_only"
+    assert "proves only that the bundle is internally consistent" in " ".join(errors.split())
+    code, report, _ = verify_bundle(trail, bundle, public_key=False, extra=["--trust-bundled-key"])
+    assert code == 0 and report is not None and report["ok"] is True
 
 
 # --- forging -----------------------------------------------------------------------------------
@@ -511,3 +521,49 @@ def append_record(trail: Trail, record: dict[str, Any], *, log_index: int) -> No
         stored = {**stored, "data": {"record": record, "log_index": log_index}}
         subject = f"/tenants/{TENANT}/agents/{record['chain']}/decisions/{record['id']}"
         rawdb.append_copy(conn, template, stored, subject)
+
+
+def test_a_cut_tail_with_its_index_and_checkpoints_is_caught_by_the_bookkeeping(
+    trail: Trail,
+) -> None:
+    """The newest decisions go with their index rows and every stored checkpoint; the batch
+    and chain-head events (and the engine's own chain) still say the log was longer."""
+    with rawdb.connect(trail.genesis) as conn:
+        rawdb.delete_rows(conn, rows(trail)[5:])
+        index = [f"/tenants/{TENANT}/decisions/{i}" for i in trail.ids[5:]]
+        conn.executemany("DELETE FROM ls_entries WHERE subject = ?", [(s,) for s in index])
+        assert rawdb.delete_checkpoints(conn) == 2
+    report = verify_online(trail)
+    problem = first_problem(report)
+    assert problem["reason"] == "truncated", report
+    assert "say the log holds 7 records but it has 5" in problem["detail"]
+    details = " ".join(d["detail"] for d in report["bookkeeping"])
+    assert "chain 'bot' has 4 records but the store holds a head after 5 records" in details
+
+
+def test_a_forged_entry_is_reported_as_corruption_not_contention(trail: Trail) -> None:
+    """One row forged into Genesis DB's log leaves the engine unable to commit: a write then
+    answers 500 ``store_corrupted`` (and is logged as an error), not 503 "too busy"."""
+
+    async def ingest_key() -> dict[str, str]:
+        async with running(trail.data_dir) as service:
+            return await service.key(TENANT, Scope.INGEST)
+
+    writer = asyncio.run(ingest_key())  # made before the tampering
+    with rawdb.connect(trail.genesis) as conn:
+        positions = rows(trail)
+        stored = dict(rawdb.decision_rows(conn))[positions[6]]
+        subject = f"/tenants/{TENANT}/agents/bot/decisions/{uuid_utils.uuid7()}"
+        rawdb.append_copy(conn, positions[6], stored, subject)
+
+    async def work() -> dict[str, Any]:
+        async with running(trail.data_dir, store_workers=False) as service:
+            answer = await service.client.post(
+                "/v1/decisions", json={"agent": "bot", "action": "after"},
+                headers=writer,
+            )  # fmt: skip
+            assert answer.status_code == 500, answer.text
+            body: dict[str, Any] = answer.json()
+            return body
+
+    assert asyncio.run(work())["code"] == "store_corrupted"

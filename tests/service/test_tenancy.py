@@ -234,7 +234,7 @@ async def test_every_scope_but_the_needed_one_is_forbidden(
     service: Service, route: tuple[str, str, Scope, Any]
 ) -> None:
     decision = (await service.record(await service.key(A, Scope.INGEST)))["id"]
-    await service.client.get("/v1/checkpoints/latest", headers=await service.key(A, Scope.READ))
+    await service.state.ledger.tree.issue_checkpoint(A)  # as the periodic issuer does
     needed = route[2]
     others = await service.key(A, *(EVERY_SCOPE - {needed}))
     body = assert_problem(await call(service, route, others, decision), 403, "forbidden")

@@ -89,7 +89,7 @@ async def test_failures_are_recorded_without_the_exception_message(
     async def broken(tenant: str, decision_id: str) -> Any:
         raise RuntimeError(f"lookup of {EMAIL} failed")
 
-    monkeypatch.setattr(service.state.ledger, "find", broken)
+    monkeypatch.setattr(service.state.ledger.reads, "find", broken)
     with pytest.raises(RuntimeError):  # the transport re-raises what the app answered 500 for
         await service.client.get("/v1/decisions/some-id", headers=reader)
     missing, failed = server_spans(spans)

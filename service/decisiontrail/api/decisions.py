@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -158,18 +157,6 @@ async def provenance(
 @router.get("/{decision_id}/proof", **documented(InclusionProof))
 async def inclusion_proof(decision_id: str, key: ReadKey, state: StateDep) -> dict[str, Any]:
     """An inclusion proof of the decision against the newest signed checkpoint."""
-    found = await decisions.get_decision(
-        ledger=state.ledger, tenant=key.tenant, decision_id=decision_id, with_personal=False
+    return await decisions.inclusion_proof(
+        ledger=state.ledger, tenant=key.tenant, decision_id=decision_id
     )
-    checkpoint = await state.ledger.checkpoint(key.tenant)
-    index = int(found["log_index"])
-    _, proof = await state.ledger.inclusion_proof(key.tenant, index, checkpoint.size)
-    return {
-        "decision_id": decision_id,
-        "log_index": index,
-        "tree_size": checkpoint.size,
-        "root": base64.b64encode(checkpoint.root).decode(),
-        "root_hex": checkpoint.root.hex(),
-        "proof": [base64.b64encode(h).decode() for h in proof],
-        "checkpoint": checkpoint.note,
-    }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,33 +10,24 @@ from pydantic import BaseModel, Field, ValidationError
 from decisiontrail import integrity
 from decisiontrail.api.schemas import Checkpoint, Consistency, Verification, documented
 from decisiontrail.deps import AuditKey, ReadKey, StateDep
-from decisiontrail.errors import NotFound, Unprocessable
-from decisiontrail.verification import CheckpointError, open_checkpoint
+from decisiontrail.errors import Unprocessable
+from decisiontrail.verification import CheckpointError
 
 router = APIRouter(tags=["integrity"])
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
-
-
 @router.get("/v1/checkpoints/latest", **documented(Checkpoint))
 async def latest_checkpoint(key: ReadKey, state: StateDep) -> dict[str, Any]:
-    """A signed C2SP checkpoint of the tenant's log as it is now (issued on demand)."""
-    checkpoint = await state.ledger.checkpoint(key.tenant)
-    return {"origin": checkpoint.origin, "size": checkpoint.size, "root": _b64(checkpoint.root),
-            "root_hex": checkpoint.root.hex(), "note": checkpoint.note}  # fmt: skip
+    """A signed C2SP checkpoint of the tenant's log as it is now (signed, not stored)."""
+    return await integrity.latest_checkpoint(ledger=state.ledger, tenant=key.tenant)
 
 
 @router.get("/v1/checkpoints/{size}", **documented(Checkpoint))
 async def checkpoint_by_size(size: int, key: ReadKey, state: StateDep) -> dict[str, Any]:
     """The signed checkpoint issued at ``size``, if one was."""
-    note = await state.ledger.stored_checkpoint(key.tenant, size)
-    if note is None:
-        raise NotFound(f"no checkpoint was issued at size {size}")
-    opened = open_checkpoint(note, state.keyring.trust)
-    return {"origin": opened.origin, "size": opened.size, "root": _b64(opened.root),
-            "root_hex": opened.root.hex(), "note": note}  # fmt: skip
+    return await integrity.stored_checkpoint(
+        ledger=state.ledger, trust=state.keyring.trust, tenant=key.tenant, size=size
+    )
 
 
 @router.get("/v1/proofs/consistency", **documented(Consistency))
@@ -48,12 +38,9 @@ async def consistency(
     to_size: Annotated[int | None, Query(alias="to", ge=1)] = None,
 ) -> dict[str, Any]:
     """A consistency proof from tree size ``from`` to ``to`` (default: now)."""
-    size, old_root, new_root, proof = await integrity.consistency(
+    return await integrity.consistency_proof(
         ledger=state.ledger, tenant=key.tenant, from_size=from_size, to_size=to_size
     )
-    return {"from": from_size, "to": size, "from_root": _b64(old_root), "to_root": _b64(new_root),
-            "from_root_hex": old_root.hex(), "to_root_hex": new_root.hex(),
-            "proof": [_b64(h) for h in proof]}  # fmt: skip
 
 
 class VerifyRequest(BaseModel):

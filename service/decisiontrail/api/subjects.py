@@ -29,13 +29,17 @@ async def erase(subject_id: SubjectId, key: EraseKey, state: StateDep) -> dict[s
 @router.put("/{subject_id}/legal-hold", **documented(LegalHoldState))
 async def place_hold(subject_id: SubjectId, key: EraseKey, state: StateDep) -> dict[str, bool]:
     """Refuse erasure of this subject until the hold is released."""
-    await state.ledger.set_legal_hold(key.tenant, subject_id, placed=True)
+    await erasure.set_legal_hold(
+        ledger=state.ledger, tenant=key.tenant, subject_id=subject_id, placed=True
+    )
     return {"legal_hold": True}
 
 
 @router.delete("/{subject_id}/legal-hold", **documented(LegalHoldState))
 async def release_hold(subject_id: SubjectId, key: EraseKey, state: StateDep) -> dict[str, bool]:
-    await state.ledger.set_legal_hold(key.tenant, subject_id, placed=False)
+    await erasure.set_legal_hold(
+        ledger=state.ledger, tenant=key.tenant, subject_id=subject_id, placed=False
+    )
     return {"legal_hold": False}
 
 

@@ -125,7 +125,8 @@ async def run_verification(
         user.require(Scope.AUDIT)
         runs = last_verifications(request)
         if not (runs.get(user.tenant) or {}).get("running"):
-            size = (await integrity.latest_checkpoint(ledger=state.ledger, tenant=user.tenant)).size
+            current = await integrity.current_checkpoint(ledger=state.ledger, tenant=user.tenant)
+            size = current.size
             run: dict[str, Any] = {"running": True, "checked": 0, "total": size}
             runs[user.tenant] = run
             task = asyncio.create_task(_verify(state, user.tenant, run))

@@ -94,7 +94,7 @@ async def overview(request: Request, user: UserDep, state: StateDep) -> Response
         recent = await decisions.list_decisions(
             ledger=state.ledger, tenant=user.tenant, where=ListFilter(), limit=10
         )
-        checkpoint = await integrity.latest_checkpoint(ledger=state.ledger, tenant=user.tenant)
+        checkpoint = await integrity.current_checkpoint(ledger=state.ledger, tenant=user.tenant)
         summary = None
         if user.can(Scope.AUDIT):
             now = datetime.now(UTC)

@@ -1,15 +1,16 @@
-"""API keys stored as Genesis DB events (hashes only), with a short-lived cache, and a
-per-key token bucket for rate limits.
+"""API keys stored as Genesis DB events (hashes only), with a short-lived, bounded cache.
 
 ``/api-keys/{key_id}``: ``io.decisiontrail.api-key.created`` (the stored key) then optionally
 ``io.decisiontrail.api-key.revoked``. A revocation made by another replica takes effect here
-within ``cache_seconds``.
+within ``cache_seconds``. Unknown key ids are cached too (so a flood of them does not reach the
+store), but the cache keeps at most ``cache_size`` entries, least recently used going first.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from collections import OrderedDict
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from decisiontrail import apikeys
@@ -21,11 +22,20 @@ CREATED_TYPE = "io.decisiontrail.api-key.created"
 REVOKED_TYPE = "io.decisiontrail.api-key.revoked"
 
 
-class KeyStore:
-    def __init__(self, genesis: Client, *, cache_seconds: float = 5.0) -> None:
+class ApiKeyStore:
+    def __init__(
+        self, genesis: Client, *, cache_seconds: float = 5.0, cache_size: int = 10_000
+    ) -> None:
         self.genesis = genesis
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
+
+    def _remember(self, key_id: str, key: ApiKey | None) -> None:
+        self._cache[key_id] = (time.monotonic(), key)
+        self._cache.move_to_end(key_id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
 
     async def create(
         self,
@@ -49,7 +59,7 @@ class KeyStore:
               "data": key.to_json()}],
             [{"type": "isSubjectNew", "payload": {"subject": subject}}],
         )  # fmt: skip
-        self._cache[key.key_id] = (time.monotonic(), key)
+        self._remember(key.key_id, key)
         return text, key
 
     async def get(self, key_id: str) -> ApiKey | None:
@@ -61,7 +71,7 @@ class KeyStore:
                 key = ApiKey.from_json(data["data"])
             elif data["type"] == REVOKED_TYPE and key is not None:
                 key = replace(key, revoked_at=datetime.fromisoformat(data["data"]["revoked_at"]))
-        self._cache[key_id] = (time.monotonic(), key)
+        self._remember(key_id, key)
         return key
 
     async def revoke(self, key_id: str) -> ApiKey | None:
@@ -74,7 +84,7 @@ class KeyStore:
               "data": {"revoked_at": now.isoformat()}}]
         )  # fmt: skip
         revoked = key.revoked(now)
-        self._cache[key_id] = (time.monotonic(), revoked)
+        self._remember(key_id, revoked)
         return revoked
 
     async def list(self, tenant: str | None = None) -> list[ApiKey]:
@@ -97,28 +107,3 @@ class KeyStore:
         if key is None or not key.matches(secret) or not key.usable():
             return None
         return key
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-class RateLimiter:
-    """A token bucket per key: ``rate`` requests a second, bursts up to ``rate`` (at least 1)."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[str, _Bucket] = {}
-
-    def take(self, key_id: str, rate: float) -> float | None:
-        """None if allowed; else the seconds until a request would be."""
-        now = time.monotonic()
-        capacity = max(rate, 1.0)
-        bucket = self._buckets.setdefault(key_id, _Bucket(capacity, now))
-        bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return None
-        return (1.0 - bucket.tokens) / rate
