@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from decisiontrail import __version__
-from decisiontrail.api import decisions, health, integrity, reports, subjects
+from decisiontrail.api import decisions, health, integrity, reports, subjects, traces
 from decisiontrail.config import Settings
 from decisiontrail.errors import install_problem_handlers, problem
 from decisiontrail.logs import AccessLogMiddleware, configure_logging
@@ -144,4 +144,5 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
     app.include_router(integrity.router)
     app.include_router(subjects.router)
     app.include_router(reports.router)
+    app.include_router(traces.router)
     return app
