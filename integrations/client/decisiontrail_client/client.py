@@ -196,7 +196,10 @@ def _key_of(decision: Mapping[str, Any]) -> str:
     so a retry or a replay still carries the same key)."""
     run_id = decision.get("run_id")
     if isinstance(run_id, str) and run_id:
-        return record_key("run", run_id, str(decision.get("kind", "")), str(decision["action"]))
+        return record_key(
+            "run", str(decision.get("agent")), run_id, str(decision.get("kind", "")),
+            str(decision.get("action")),
+        )  # fmt: skip
     return record_key("random", uuid.uuid4().hex)
 
 

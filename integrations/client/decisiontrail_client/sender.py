@@ -99,6 +99,7 @@ class Sender:
         self._wake = threading.Event()
         self._work = threading.Lock()  # one delivery pass at a time (thread or flush caller)
         self._spool_lock = threading.Lock()  # short: spool calls only, never the network
+        self._taking = threading.Lock()  # taking records off the queue into the hand
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._spool: Spool | None = None
@@ -172,9 +173,10 @@ class Sender:
             self._replay()
         while self._queue:
             items: list[Pending] = []
-            while self._queue and len(items) < self._batch_size:
-                items.append(self._queue.popleft())
-            self._in_hand = len(items)
+            with self._taking:  # flush never sees records neither queued nor in hand
+                while self._queue and len(items) < self._batch_size:
+                    items.append(self._queue.popleft())
+                self._in_hand = len(items)
             batch = self._form(items)
             if batch is None:
                 self._in_hand = 0
@@ -329,7 +331,10 @@ class Sender:
         return self.result()
 
     def _done(self) -> bool:
-        return not self._queue and not self._in_hand and not self._spool_pending()
+        with self._taking:
+            if self._queue or self._in_hand:
+                return False
+        return not self._spool_pending()
 
     def result(self) -> FlushResult:
         spooled = 0
