@@ -241,3 +241,21 @@ def test_synchronous_handler_delivers_before_the_run_returns(trail: Trail, tmp_p
 def test_handler_is_a_langchain_callback_handler() -> None:
     assert issubclass(DecisionTrailCallbackHandler, BaseCallbackHandler)
     assert DecisionTrailCallbackHandler.run_inline
+
+
+def test_embedded_mode_needs_no_service(tmp_path: Path) -> None:
+    from decisiontrail_client.embedded import EmbeddedTransport
+
+    handler = DecisionTrailCallbackHandler(
+        agent_name="notebook-agent", embedded=tmp_path / "trail", spool_dir=tmp_path / "spool"
+    )
+    weather_agent("nb").invoke(
+        {"messages": [("user", "weather in Ghent")]}, {"callbacks": [handler]}
+    )
+    assert handler.client.close(timeout=60).complete
+    reader = EmbeddedTransport(tmp_path / "trail")
+    try:
+        kinds = sorted(r["decision"].get("kind") for r in reader.read("notebook-agent"))
+    finally:
+        reader.close()
+    assert kinds == ["chain", "llm_call", "llm_call", "tool_call"]
