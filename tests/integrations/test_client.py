@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -31,12 +32,20 @@ def test_records_reach_the_service_once_and_in_order(trail: Trail, tmp_path: Pat
 
 
 def test_a_replayed_batch_is_recorded_once(trail: Trail, tmp_path: Path) -> None:
-    """The same records under the same keys, sent twice (a replay after a lost answer)."""
-    for attempt in range(2):
-        with DecisionTrail(trail.url, trail.key, spool_dir=tmp_path / f"s{attempt}") as client:
-            client.record_batch([decision("replayed", i) for i in range(5)])
+    """A crash after a batch reached the service but before its acknowledgement was noted
+    leaves it in the spool: replaying it (here: two copies of the spool, replayed one after
+    the other) sends the same batch under the same key, and it is recorded once."""
+    dead = DecisionTrail(f"http://127.0.0.1:{free_port()}", trail.key,
+                         spool_dir=tmp_path / "spool", flush_at_exit=None)  # fmt: skip
+    dead.record_batch([decision("replayed", i) for i in range(12)])
+    assert dead.flush(timeout=2).spooled == 12
+    dead.close(timeout=0)
+    shutil.copytree(tmp_path / "spool", tmp_path / "copy")
+    for spool in ("spool", "copy"):
+        with DecisionTrail(trail.url, trail.key, spool_dir=tmp_path / spool) as client:
             assert client.flush(timeout=60).complete
-    assert len(trail.decisions("replayed")) == 5
+    runs = [r["decision"]["run_id"] for r in trail.decisions("replayed")]
+    assert sorted(runs) == sorted(f"replayed-run-{i}" for i in range(12))
 
 
 def test_synchronous_mode_sends_before_returning(trail: Trail, tmp_path: Path) -> None:
@@ -195,7 +204,9 @@ def test_embedded_mode_writes_a_local_trail_without_a_service(tmp_path: Path) ->
     from decisiontrail_client.embedded import EmbeddedTransport
 
     transport = EmbeddedTransport(tmp_path / "trail")
-    client = DecisionTrail(transport=transport, spool_dir=tmp_path / "spool", flush_at_exit=None)
+    client = DecisionTrail(
+        transport=transport, spool_dir=tmp_path / "spool", flush_at_exit=None, synchronous=True
+    )  # one batch per call: the same keys both times
     for _ in range(2):  # the same runs twice: the same keys, recorded once
         client.record_batch([decision("notebook", i) for i in range(3)])
         assert client.flush(timeout=60).complete

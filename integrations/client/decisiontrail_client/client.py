@@ -131,6 +131,10 @@ class DecisionTrail:
     def flush(self, timeout: float | None = None) -> FlushResult:
         return self._sender.flush(timeout)
 
+    def in_memory(self) -> int:
+        """Records held in memory: neither delivered nor in the spool yet."""
+        return self._sender.in_memory()
+
     def stats(self) -> FlushResult:
         return self._sender.result()
 

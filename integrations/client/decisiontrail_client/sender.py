@@ -330,6 +330,11 @@ class Sender:
                 time.sleep(max(0.0, min(self._retry_at - time.monotonic(), left or 1.0)))
         return self.result()
 
+    def in_memory(self) -> int:
+        """Records not yet delivered nor spooled (cheap: no spool read)."""
+        with self._taking:
+            return len(self._queue) + self._in_hand
+
     def _done(self) -> bool:
         with self._taking:
             if self._queue or self._in_hand:
