@@ -212,3 +212,27 @@ def test_embedded_mode_writes_a_local_trail_without_a_service(tmp_path: Path) ->
         assert client.flush(timeout=60).complete
     assert sorted(r["decision"]["output"] for r in transport.read("notebook")) == ["a0", "a1", "a2"]
     client.close()
+
+
+def test_a_full_queue_spills_to_the_spool_and_the_hook_still_runs_on_the_sender(
+    trail: Trail, tmp_path: Path
+) -> None:
+    threads: set[str] = set()
+
+    def hook(record: dict[str, object]) -> dict[str, object]:
+        threads.add(threading.current_thread().name)
+        return {**record, "tags": ["hooked"]}
+
+    spool = tmp_path / "spool"
+    down = DecisionTrail(f"http://127.0.0.1:{free_port()}", trail.key, spool_dir=spool,
+                         max_queue=5, before_send=hook, flush_at_exit=None)  # fmt: skip
+    down.record_batch([decision("overflow", i) for i in range(60)])
+    down.close(timeout=0)
+    spooled = "".join(p.read_text() for p in spool.glob("seg-*.jsonl"))
+    assert '"prepared":false' in spooled  # the caller spilled what the queue could not hold
+    with DecisionTrail(trail.url, trail.key, spool_dir=spool, before_send=hook) as client:
+        assert client.flush(timeout=60).complete
+    records = [r["decision"] for r in trail.decisions("overflow")]
+    assert sorted(r["run_id"] for r in records) == sorted(f"overflow-run-{i}" for i in range(60))
+    assert all(r["tags"] == ["hooked"] for r in records)
+    assert threads == {"decisiontrail-sender"}

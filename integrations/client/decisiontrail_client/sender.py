@@ -141,7 +141,7 @@ class Sender:
             "decisiontrail: the send queue is full (%d records); spooling on the caller",
             self._max_queue,
         )
-        batch = self._form(items)
+        batch = self._form(items, prepare=False)  # redaction and hook: on the sender's thread
         if batch is not None:
             self._spool_batches([batch])
 
@@ -189,12 +189,12 @@ class Sender:
                     self._spool_batches(left)
             self._in_hand = 0
 
-    def _form(self, items: list[Pending]) -> SpooledBatch | None:
+    def _form(self, items: list[Pending], *, prepare: bool = True) -> SpooledBatch | None:
         records, keys = [], []
         for item in items:
             try:
                 record = item.record() if callable(item.record) else item.record
-                if record is not None and self._prepare is not None:
+                if record is not None and prepare and self._prepare is not None:
                     record = self._prepare(record)
             except Exception:  # the application's data or hook; never its thread
                 log.exception("decisiontrail: building a record failed; it is skipped")
@@ -205,7 +205,16 @@ class Sender:
                 keys.append(item.key)
         if not records:
             return None
-        return SpooledBatch(batch_key(keys), records, keys)
+        return SpooledBatch(batch_key(keys), records, keys, prepared=prepare)
+
+    def _prepared(self, batch: SpooledBatch) -> SpooledBatch | None:
+        """A batch the caller spooled unprepared, redacted and hooked here (deterministically:
+        a replay forms the same batch, under the same key)."""
+        items = [
+            Pending(key, record)
+            for key, record in zip(batch.record_keys, batch.records, strict=True)
+        ]
+        return self._form(items)
 
     def _deliver(self, batch: SpooledBatch) -> list[SpooledBatch]:
         """Send one batch; returns what is left to spool ([] when done)."""
@@ -268,8 +277,9 @@ class Sender:
                 head = spool.peek()
             if head is None:
                 return
-            path, batch = head
-            left = self._deliver(batch)
+            path, spooled = head
+            batch = spooled if spooled.prepared else self._prepared(spooled)
+            left = self._deliver(batch) if batch is not None else []
             if left and left[0] is batch:
                 return  # still down: try again after the backoff
             with self._spool_lock:
@@ -368,7 +378,7 @@ class Sender:
         with self._work:
             while self._queue:
                 items = [self._queue.popleft() for _ in range(min(len(self._queue), 500))]
-                batch = self._form(items)
+                batch = self._form(items, prepare=False)  # the next sender prepares it
                 if batch is not None:
                     self._spool_batches([batch])
             result = self.result()

@@ -39,6 +39,7 @@ class SpooledBatch:
     key: str
     records: list[dict[str, Any]]
     record_keys: list[str]
+    prepared: bool = True  # False: spooled by the caller, redaction and hook still to run
 
 
 @dataclass
@@ -46,7 +47,6 @@ class _Segment:
     path: Path
     fd: int  # holds the flock while this process owns the segment
     acked: int = 0  # lines acknowledged so far
-    read_offset: int = 0  # byte offset of line ``acked`` (valid while ``lines`` is None)
     lines: list[bytes] | None = None  # unacknowledged complete lines, once loaded
     size: int = 0
 
@@ -70,11 +70,12 @@ class Spool:
         the rest would have passed ``max_bytes``."""
         lines: list[bytes] = []
         for batch in batches:
-            line = json.dumps(
-                {"key": batch.key, "records": batch.records, "record_keys": batch.record_keys},
-                separators=(",", ":"),
-                ensure_ascii=False,
-            ).encode()
+            entry: dict[str, Any] = {
+                "key": batch.key, "records": batch.records, "record_keys": batch.record_keys
+            }  # fmt: skip
+            if not batch.prepared:
+                entry["prepared"] = False
+            line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode()
             if self._bytes + len(line) + 1 > self.max_bytes:
                 break
             self._bytes += len(line) + 1
@@ -234,6 +235,7 @@ def _write_acked(path: Path, count: int) -> None:
 def _parse(line: bytes) -> SpooledBatch | None:
     try:
         value = json.loads(line)
-        return SpooledBatch(value["key"], value["records"], value["record_keys"])
+        prepared = value.get("prepared", True) is not False
+        return SpooledBatch(value["key"], value["records"], value["record_keys"], prepared)
     except (ValueError, KeyError, TypeError):
         return None
