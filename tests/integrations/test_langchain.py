@@ -259,3 +259,25 @@ def test_embedded_mode_needs_no_service(tmp_path: Path) -> None:
     finally:
         reader.close()
     assert kinds == ["chain", "llm_call", "llm_call", "tool_call"]
+
+
+def test_agent_actions_and_finish_through_langchains_callback_manager(
+    trail: Trail, client: DecisionTrail
+) -> None:
+    """``AgentExecutor``-style agents report steps as agent actions and a finish."""
+    from langchain_core.agents import AgentAction, AgentFinish
+    from langchain_core.callbacks import CallbackManager
+
+    handler = DecisionTrailCallbackHandler(client=client, agent_name="classic-agent")
+    run = CallbackManager([handler]).on_chain_start({"name": "AgentExecutor"}, {"input": "hi"})
+    run.on_agent_action(AgentAction("search", {"q": "refund policy"}, "I should search first."))
+    run.on_agent_finish(AgentFinish({"output": "Refunds take 5 days."}, "I know the answer."))
+    run.on_chain_end({"output": "Refunds take 5 days."})
+    decisions = delivered(client, trail, "classic-agent")
+    (action,) = by_kind(decisions, "agent_action")
+    (finish,) = by_kind(decisions, "agent_finish")
+    (root,) = by_kind(decisions, "chain")
+    assert action["action"] == "search" and action["reasoning"] == "I should search first."
+    assert action["input"] == {"tool": "search", "arguments": {"q": "refund policy"}}
+    assert finish["output"] == {"output": "Refunds take 5 days."}
+    assert action["parent_run_id"] == finish["parent_run_id"] == root["run_id"]

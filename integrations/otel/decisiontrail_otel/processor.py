@@ -6,6 +6,7 @@ the sender's thread. Non-GenAI spans cost one pass over their attribute names.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from opentelemetry.context import Context
@@ -52,8 +53,6 @@ class DecisionTrailSpanProcessor(SpanProcessor):
         client: DecisionTrail | None = None,
         **client_options: Any,
     ) -> None:
-        import os
-
         self.client = client or DecisionTrail(url, api_key, **client_options)
         self.agent_name = agent_name or os.environ.get("DECISIONTRAIL_AGENT") or None
 
