@@ -24,7 +24,15 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".installed-from"
-TYPED_PACKAGES = ["sdk/ledgerstore", "sdk/sapixdb", "sdk/genesisdb", "service/decisiontrail"]
+TYPED_PACKAGES = [
+    "sdk/ledgerstore",
+    "sdk/sapixdb",
+    "sdk/genesisdb",
+    "service/decisiontrail",
+    "integrations/client/decisiontrail_client",
+    "integrations/langchain/decisiontrail_langchain",
+    "integrations/otel/decisiontrail_otel",
+]
 
 
 def run(*args: str | Path) -> int:

@@ -15,7 +15,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from decisiontrail import __version__
-from decisiontrail.api import decisions, health, integrity, reports, subjects, trust
+from decisiontrail.api import decisions, health, integrity, reports, subjects, traces, trust
 from decisiontrail.config import Settings
 from decisiontrail.console.install import install_console
 from decisiontrail.errors import install_problem_handlers, problem
@@ -189,5 +189,6 @@ def create_app(settings: Settings | None = None, *, state: ServiceState | None =
     app.include_router(subjects.holds_router)
     app.include_router(reports.router)
     app.include_router(trust.router)
+    app.include_router(traces.router)
     install_console(app)
     return app
