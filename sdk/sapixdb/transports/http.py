@@ -248,12 +248,14 @@ def _build(
     content = route.content
     if content is None and route.json is not None:
         content = orjson.dumps(route.json)
-    timeout: Any = httpx.USE_CLIENT_DEFAULT
+    # Only a stream names its own timeout: a client passed in may be another httpx-compatible
+    # client (Starlette's TestClient on httpx2) that refuses httpx's USE_CLIENT_DEFAULT marker.
+    options: dict[str, Any] = {}
     if stream:
-        timeout = httpx.Timeout(client.timeout.connect, read=STREAM_READ_TIMEOUT)
+        options["timeout"] = httpx.Timeout(client.timeout.connect, read=STREAM_READ_TIMEOUT)
     return client.build_request(
-        route.method, route.path, params=route.params, content=content, timeout=timeout,
-        headers=headers,
+        route.method, route.path, params=route.params, content=content, headers=headers,
+        **options,
     )  # fmt: skip
 
 
