@@ -36,7 +36,7 @@ def _retry_after(seconds: float) -> dict[str, str]:
 async def current_key(request: Request, state: StateDep) -> ApiKey:
     text = _presented_key(request)
     if not text:
-        raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
+        raise Unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
     client = request.client.host if request.client else "unknown"
     wait = state.failed_auth.blocked(client)
     if wait is not None:
