@@ -30,7 +30,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import ledgerstore
-from sapixdb.engine import MAX_WRITE_BATCH, SapixEngine, too_many_records
+from sapixdb.engine import MAX_WRITE_BATCH, NAME_RULE, SapixEngine, too_many_records
 from sapixdb.exceptions import SapixError
 from sapixdb.server.auth import Authenticator
 
@@ -178,6 +178,12 @@ def _int_query(request: Request, name: str, default: int | None) -> int | None:
         raise SapixError(f"query parameter {name} must be an integer", 400, "BAD_REQUEST") from None
 
 
+def _has_escaped_slash(request: Request) -> bool:
+    """Whether the path as sent holds an escaped '/' (``%2F``) inside a segment."""
+    raw = request.scope.get("raw_path") or b""
+    return b"%2f" in bytes(raw).lower()
+
+
 def _object(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise SapixError(f"{what} must be a JSON object", 400, "BAD_REQUEST")
@@ -246,6 +252,10 @@ def create_app(settings: ServerSettings | None = None, *, engine: SapixEngine | 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and _has_escaped_slash(request):
+            # A name with '/' arrives escaped (%2F) and, decoded, matches no route: say why.
+            message = f"invalid name: {NAME_RULE} ('/' is not allowed)"
+            return _error(400, message, "INVALID_NAME")
         codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
         message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
         return _error(exc.status_code, message, codes.get(exc.status_code, "HTTP_ERROR"))
