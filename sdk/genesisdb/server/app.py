@@ -27,6 +27,7 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genesisdb import operations
@@ -39,6 +40,7 @@ from genesisdb.exceptions import (
     ServerError,
 )
 from genesisdb.server.auth import TokenAuthority
+from genesisdb.server.queries import QueryGate, RowPuller, token_key
 from genesisdb.server.settings import ServerSettings
 from genesisdb.wire import API_PREFIX, HEARTBEAT, ROUTES, Route, ndjson_line
 
@@ -153,6 +155,7 @@ def create_app(settings: ServerSettings, *, engine: Engine | None = None) -> Fas
     # An engine handed in serves at once (in-process tests drive the app without a lifespan).
     state: dict[str, Engine] = {} if engine is None else {"engine": engine}
     observers = anyio.CapacityLimiter(settings.max_observers)
+    gate = QueryGate(settings.max_queries, settings.max_queries_per_token)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -162,6 +165,7 @@ def create_app(settings: ServerSettings, *, engine: Engine | None = None) -> Fas
                 lambda: Engine.open(
                     settings.storage_url,
                     max_event_bytes=settings.max_event_bytes,
+                    query_seconds=settings.query_seconds,
                 )
             )
         else:
@@ -197,7 +201,10 @@ def create_app(settings: ServerSettings, *, engine: Engine | None = None) -> Fas
                     body: Any = dict(request.query_params)
                 else:
                     body = await _body(request, settings.max_body_bytes)
-                response = await answer(name, route, body)
+                if name == "query":
+                    response = await query(request, body)
+                else:
+                    response = await answer(name, route, body)
                 status = response.status_code
                 return response
             except GenesisDBError as exc:
@@ -232,6 +239,31 @@ def create_app(settings: ServerSettings, *, engine: Engine | None = None) -> Fas
         if name == "commit" and isinstance(result, dict):
             metrics.committed.inc(len(result["events"]))
         return _json(result)
+
+    async def query(request: Request, body: Any) -> Response:
+        """GDBQL: admitted by the gate, bounded by a budget, cancelled on disconnect."""
+        engine_now = current_engine()
+        release = gate.enter(token_key(request.headers.get("authorization")))
+        try:
+            budget = engine_now.budget()
+            rows = await anyio.to_thread.run_sync(
+                lambda: operations.run(engine_now, "query", body, budget=budget),
+                limiter=gate.threads,
+            )
+            puller = RowPuller(rows, budget, gate)
+            try:
+                first = await puller.first(request)
+            except BaseException:
+                await puller.close()
+                raise
+        except BaseException:
+            release()
+            raise
+        return StreamingResponse(
+            puller.lines(first, ndjson_line, release),
+            media_type=NDJSON,
+            background=BackgroundTask(release),  # also when the body never starts
+        )
 
     async def observe(body: Any) -> Response:
         engine_now = current_engine()
