@@ -23,7 +23,13 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".installed-from"
-TYPED_PACKAGES = ["sdk/ledgerstore", "sdk/sapixdb", "sdk/genesisdb", "service/decisiontrail"]
+TYPED_PACKAGES = [
+    "sdk/ledgerstore",
+    "sdk/body_limit",
+    "sdk/sapixdb",
+    "sdk/genesisdb",
+    "service/decisiontrail",
+]
 
 
 def run(*args: str | Path) -> int:

@@ -30,6 +30,7 @@ from prometheus_client import (
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from body_limit import BodyLimit
 from genesisdb import operations
 from genesisdb.engine import ENGINE_VERSION, Engine, Observation
 from genesisdb.exceptions import (
@@ -94,25 +95,27 @@ def _error(exc: GenesisDBError) -> Response:
     return response
 
 
-async def _body(request: Request, limit: int) -> Any:
-    """The parsed JSON body (None when empty); 413 past ``limit`` bytes, 400 when not JSON."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise EventTooLargeError(f"the request body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise EventTooLargeError(f"the request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+async def _body(request: Request) -> Any:
+    """The parsed JSON body (None when empty); 400 when not JSON. (The body's size limit is
+    :class:`body_limit.BodyLimit`'s, before any route.)"""
+    raw = await request.body()
     if not raw.strip():
         return None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequestError("the request body is not valid JSON") from None
+
+
+def _refusal(limit: int) -> Callable[[int], Response]:
+    """How this server refuses a body (see :mod:`body_limit`): its error body."""
+
+    def reject(status: int) -> Response:
+        if status == 413:
+            return _error(EventTooLargeError(f"the request body exceeds {limit} bytes"))
+        return _error(BadRequestError("invalid Content-Length"))
+
+    return reject
 
 
 def _take(rows: Iterator[Any]) -> list[Any]:
@@ -200,7 +203,7 @@ def create_app(settings: ServerSettings, *, engine: Engine | None = None) -> Fas
                 if route.method == "GET":
                     body: Any = dict(request.query_params)
                 else:
-                    body = await _body(request, settings.max_body_bytes)
+                    body = await _body(request)
                 if name == "query":
                     response = await query(request, body)
                 else:
@@ -293,6 +296,8 @@ def create_app(settings: ServerSettings, *, engine: Engine | None = None) -> Fas
             metrics.observers.dec()
             observation.close()
 
+    limit = settings.max_body_bytes
+    app.add_middleware(BodyLimit, limit=limit, reject=_refusal(limit))
     for name, route in ROUTES.items():
         app.add_api_route(
             API_PREFIX + route.path,
