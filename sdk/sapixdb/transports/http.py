@@ -432,6 +432,13 @@ class AsyncHTTPTransport(AsyncTransport):
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
         self._pools = weakref.WeakKeyDictionary()
         self._closed = False
+        try:  # made on a running loop: its pool now, as a client made there always had
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # made outside any loop (a module-level client): pools come with use
+        else:
+            if client is None:
+                self._pools[loop] = httpx.AsyncClient(base_url=url, timeout=timeout)
         # Per-request headers: a client passed in (shared, or a test client) stays untouched.
         self._headers = _headers(api_key)
         #: False once the server answered the batch edge endpoint 404 or 405.
