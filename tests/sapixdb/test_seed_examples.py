@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from sapixdb import AsyncSapixClient, Record, SapixClient, StreamEvent
+from sapixdb import AsyncSapixClient, Record, SapixClient, SapixError, StreamEvent
 from tests.sapixdb import seed_examples as ex
 from tests.sapixdb.server_process import ServerProcess
 
@@ -43,6 +43,10 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         "server" if target == "server-sqlite" else "pg_server"
     )
     return served.url
+
+
+#: A safety net, not a measurement: a live stream that saw nothing by then fails the test.
+STREAM_TIMEOUT = 120.0
 
 
 class ExampleDone(Exception):
@@ -85,7 +89,10 @@ def writing(url: str, write: Callable[[SapixClient], None]) -> Iterator[None]:
     def run() -> None:
         with SapixClient(url=url) as db:
             while not stop.is_set():
-                write(db)
+                # A write refused under load (a busy store, 503) is retried: a writer that
+                # died would leave a live stream waiting for ever.
+                with contextlib.suppress(SapixError):
+                    write(db)
                 time.sleep(0.05)
 
     thread = threading.Thread(target=run)
@@ -256,7 +263,7 @@ def test_async_subscriptions(names: Namespace, url: str) -> None:
 
     names["process_event"] = process_event
     with writing(url, lambda db: db.ingest("orders", {"order": 1})), pytest.raises(ExampleDone):
-        asyncio.run(names["stream_handler"]())
+        asyncio.run(asyncio.wait_for(names["stream_handler"](), timeout=STREAM_TIMEOUT))
     assert processed[0].agent_id == "orders"
 
     async def until_printed() -> None:
@@ -272,6 +279,6 @@ def test_async_subscriptions(names: Namespace, url: str) -> None:
         db.ingest("payments", {"amount": 5})
 
     with writing(url, write):
-        asyncio.run(until_printed())
+        asyncio.run(asyncio.wait_for(until_printed(), timeout=STREAM_TIMEOUT))
     agent, record_id, timestamp_ms = names.printed[0]
     assert agent in ("orders", "payments") and isinstance(timestamp_ms, int) and record_id
