@@ -26,6 +26,7 @@ PYTHON = BIN / "python"
 STAMP = VENV / ".installed-from"
 TYPED_PACKAGES = [
     "sdk/ledgerstore",
+    "sdk/body_limit",
     "sdk/sapixdb",
     "sdk/genesisdb",
     "service/decisiontrail",

@@ -22,10 +22,13 @@ from genesisdb.exceptions import (
     NotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
+    QueryBudgetError,
     QueryError,
     SchemaViolationError,
+    ServerBusyError,
     ServerError,
     StorageError,
+    TooManyQueriesError,
 )
 
 __all__ = [
@@ -42,8 +45,11 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "PreconditionFailedError",
+    "QueryBudgetError",
     "QueryError",
     "SchemaViolationError",
+    "ServerBusyError",
     "ServerError",
     "StorageError",
+    "TooManyQueriesError",
 ]

@@ -47,11 +47,21 @@ from genesisdb.exceptions import (
     InvalidEventError,
     NotFoundError,
     PreconditionFailedError,
+    QueryBudgetError,
     QueryError,
     SchemaViolationError,
     StorageError,
 )
-from genesisdb.gdbql import GdbqlError, GdbqlSyntaxError, Pushdown, Query, parse, plan
+from genesisdb.gdbql import (
+    GdbqlError,
+    GdbqlSyntaxError,
+    Pushdown,
+    Query,
+    QueryBudget,
+    QueryBudgetExceeded,
+    parse,
+    plan,
+)
 from genesisdb.gdbql import execute as execute_query
 from genesisdb.gdbql.timestamps import format_instant, parse_instant
 from genesisdb.observation import Observation
@@ -138,9 +148,12 @@ class Engine:
         store: LedgerStore,
         *,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        query_seconds: float | None = None,
     ) -> None:
         self.store = store
         self.max_event_bytes = max_event_bytes
+        #: The time budget of every GDBQL query, preconditions included (None: unbounded).
+        self.query_seconds = query_seconds
         self.started = time.time()
         # Within a process commits queue here rather than retrying against each other.
         self._commit_lock = threading.Lock()
@@ -395,7 +408,7 @@ class Engine:
             )
 
     def _truthy(self, query: Query, source: _Source) -> bool:
-        rows = self._rows(query, source)
+        rows = self._rows(query, source, self.budget())
         try:
             for row in rows:
                 return _is_truthy(row)
@@ -590,12 +603,22 @@ class Engine:
         except RecursionError:
             raise QueryError("query is nested too deeply") from None
 
-    def query(self, query: object) -> Iterator[Any]:
-        """The rows of a GDBQL query (parsed eagerly: a bad query raises QueryError here)."""
-        parsed = self._parse(query)
-        return self._guarded(self._rows(parsed, self.store))
+    def budget(self) -> QueryBudget:
+        """A fresh budget for one query, bounded by :attr:`query_seconds`."""
+        return QueryBudget(seconds=self.query_seconds)
 
-    def _rows(self, query: Query, source: _Source) -> Generator[Any, None, None]:
+    def query(self, query: object, *, budget: QueryBudget | None = None) -> Iterator[Any]:
+        """The rows of a GDBQL query (parsed eagerly: a bad query raises QueryError here).
+
+        Evaluation stops with :class:`QueryBudgetError` past ``budget`` (by default
+        :meth:`budget`), or when the budget is cancelled.
+        """
+        parsed = self._parse(query)
+        return self._guarded(self._rows(parsed, self.store, budget or self.budget()))
+
+    def _rows(
+        self, query: Query, source: _Source, budget: QueryBudget
+    ) -> Generator[Any, None, None]:
         planned = plan(query)
         pushdown = planned.pushdown
         where = self._filter(pushdown, source)
@@ -608,10 +631,10 @@ class Engine:
             rewritten = counting.count_rewrite(planned.residual, planned.where_fully_pushed)
             counted = None if rewritten is None else self._group_counts(rewritten, where, source)
             if rewritten is not None and counted is not None:
-                yield from _safe_rows(execute_query(rewritten, iter(counted)))
+                yield from _safe_rows(execute_query(rewritten, iter(counted), budget=budget))
                 return
             events = self._events(self._select(source, where, limit=pushdown.limit))
-        yield from _safe_rows(execute_query(planned.residual, events))
+        yield from _safe_rows(execute_query(planned.residual, events, budget=budget))
 
     def _group_counts(
         self, query: Query, where: EntryFilter, source: _Source
@@ -929,6 +952,8 @@ def _safe_rows(rows: Iterator[Any]) -> Iterator[Any]:
         yield from rows
     except GdbqlError as exc:
         raise QueryError(str(exc)) from None
+    except QueryBudgetExceeded as exc:
+        raise QueryBudgetError(str(exc), details={"cancelled": exc.cancelled}) from None
     except (RecursionError, OverflowError, MemoryError):
         raise QueryError("the query cannot be evaluated: a value grew too large") from None
 

@@ -22,10 +22,13 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "PreconditionFailedError",
+    "QueryBudgetError",
     "QueryError",
     "SchemaViolationError",
+    "ServerBusyError",
     "ServerError",
     "StorageError",
+    "TooManyQueriesError",
     "error_for",
 ]
 
@@ -73,6 +76,20 @@ class QueryError(BadRequestError):
     """
 
     default_code = "INVALID_QUERY"
+
+
+class QueryBudgetError(QueryError):
+    """A GDBQL query ran past the server's per-query time or work budget (HTTP 400);
+    narrow it (a subject, a type, a time range) or add a LIMIT."""
+
+    default_code = "QUERY_BUDGET_EXCEEDED"
+
+
+class TooManyQueriesError(GenesisDBError):
+    """This token already runs as many queries as the server allows at once (HTTP 429)."""
+
+    status = 429
+    default_code = "TOO_MANY_QUERIES"
 
 
 class AuthenticationError(GenesisDBError):
@@ -141,6 +158,13 @@ class StorageError(ServerError):
     default_code = "STORAGE_ERROR"
 
 
+class ServerBusyError(ServerError):
+    """The server runs as many queries as it allows at once; retry later (HTTP 503)."""
+
+    status = 503
+    default_code = "SERVER_BUSY"
+
+
 class NetworkError(GenesisDBError):
     """The server could not be reached, or the connection broke (no HTTP status)."""
 
@@ -154,6 +178,8 @@ _BY_CODE: dict[str, type[GenesisDBError]] = {
         BadRequestError,
         InvalidEventError,
         QueryError,
+        QueryBudgetError,
+        TooManyQueriesError,
         AuthenticationError,
         PermissionDeniedError,
         NotFoundError,
@@ -162,6 +188,7 @@ _BY_CODE: dict[str, type[GenesisDBError]] = {
         EventTooLargeError,
         SchemaViolationError,
         StorageError,
+        ServerBusyError,
     )
 }
 _BY_STATUS: dict[int, type[GenesisDBError]] = {
@@ -173,6 +200,7 @@ _BY_STATUS: dict[int, type[GenesisDBError]] = {
     412: PreconditionFailedError,
     413: EventTooLargeError,
     422: SchemaViolationError,
+    429: TooManyQueriesError,
     503: StorageError,
 }
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from genesisdb.engine import Engine
 from genesisdb.exceptions import BadRequestError, NotFoundError
+from genesisdb.gdbql import QueryBudget
 
 __all__ = ["STREAM_OPTION_KEYS", "run", "stream_arguments"]
 
@@ -46,8 +47,11 @@ def stream_arguments(body: Any) -> tuple[Any, dict[str, Any]]:
     return request.get("subject"), merged
 
 
-def run(engine: Engine, operation: str, body: Any = None) -> Any | Iterator[Any]:
-    """Run a non-observe operation: a JSON value, or an iterator for streaming ones."""
+def run(
+    engine: Engine, operation: str, body: Any = None, *, budget: QueryBudget | None = None
+) -> Any | Iterator[Any]:
+    """Run a non-observe operation: a JSON value, or an iterator for streaming ones
+    (``budget`` bounds a query; see :meth:`Engine.query`)."""
     if operation == "backup" or operation == "restore":
         return _backup_or_restore(engine, operation, body)
     request = _body(body)
@@ -58,7 +62,7 @@ def run(engine: Engine, operation: str, body: Any = None) -> Any | Iterator[Any]
             subject, options = stream_arguments(request)
             return engine.stream(subject, options)
         case "query":
-            return engine.query(request.get("query"))
+            return engine.query(request.get("query"), budget=budget)
         case "erase":
             return {"erased": engine.erase(request.get("subject"))}
         case "ping":

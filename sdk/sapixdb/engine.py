@@ -97,6 +97,8 @@ MAX_EDGE_BATCH = 10_000
 MAX_WRITE_BATCH = 10_000
 WRITE_DEADLINE_SECONDS = 30.0
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}")
+#: What agent, graph and collection names may hold (the 400 INVALID_NAME says it).
+NAME_RULE = "use 1-128 letters, digits, '_', '.', ':', '@' or '-'"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _AGENTS = "sapix/agents/"
 _GRAPHS = "sapix/graph/"
@@ -140,10 +142,19 @@ def check_name(value: Any, what: str = "agent") -> str:
     """Agent, graph and collection names: 1-128 of ``A-Z a-z 0-9 _ . : @ -``, no ``..``."""
     if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
         raise bad_request(
-            f"invalid {what} name: use 1-128 letters, digits, '_', '.', ':', '@' or '-'",
+            f"invalid {what} name: {NAME_RULE}",
             "INVALID_NAME",
         )
     return value
+
+
+def _legacy_identity(payload: Any) -> tuple[type, str | int] | None:
+    """Which record a legacy payload is a version of: its ``id`` field (legacy clients'
+    convention); a payload without a string or integer ``id`` is a record of its own."""
+    ident = payload.get("id") if isinstance(payload, dict) else None
+    if isinstance(ident, str) or (isinstance(ident, int) and not isinstance(ident, bool)):
+        return (type(ident), ident)
+    return None
 
 
 def _limit(value: Any, default: int = DEFAULT_LIMIT) -> int:
@@ -926,6 +937,7 @@ class SapixEngine:
                 return {"results": [], "records": []}
             where = EntryFilter(seq_max=end - 1)
         deleted: set[str] = set()
+        seen: set[tuple[type, str | int]] = set()  # record identities met (newest first)
         out: list[dict[str, Any]] = []
         for entry in self._read(agent, where, reverse=True):
             if len(out) >= count:
@@ -938,6 +950,13 @@ class SapixEngine:
             record = self._record(entry)
             if collection is not None and record["collection"] != collection:
                 continue
+            if latest:
+                # One version per record: the newest wins, and the filter sees only it.
+                identity = _legacy_identity(record["payload"])
+                if identity is not None:
+                    if identity in seen:
+                        continue
+                    seen.add(identity)
             if match is None or match(record["payload"]):
                 out.append(record)
         return {"results": out, "records": out}

@@ -105,8 +105,54 @@ def compile_filter(spec: Any) -> Predicate | None:
         conditions.append((field, op, item["value"]))
     if not conditions:
         return None
+    tests = [_condition(field, op, value) for field, op, value in conditions]
 
     def matches(payload: Any) -> bool:
-        return all(_compare(op, get_path(payload, f), v) for f, op, v in conditions)
+        return all(test(payload) for test in tests)
 
     return matches
+
+
+def _condition(field: str, op: str, value: Any) -> Predicate:
+    """One condition as a predicate over payloads; ``in`` over a list is a set look-up."""
+    if op == "in" and isinstance(value, list):
+        return _membership(field, value)
+    return lambda payload: _compare(op, get_path(payload, field), value)
+
+
+def _scalar_key(value: Any) -> tuple[str, Any] | None:
+    """A hashable key that two scalars share exactly when :func:`_same` says they are equal
+    (``true`` is not ``1``; ``1`` is ``1.0``); None for arrays and objects."""
+    if value is None:
+        return ("null", None)
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("string", value)
+    return None
+
+
+def _membership(field: str, options: list[Any]) -> Predicate:
+    """``in``: one hash look-up per record for scalars (a scan of a long list per record is
+    what a hostile filter would exploit); arrays and objects are compared one by one."""
+    keys: set[tuple[str, Any]] = set()
+    containers: list[Any] = []
+    for option in options:
+        key = _scalar_key(option)
+        if key is None:
+            containers.append(option)
+        else:
+            keys.add(key)
+
+    def member(payload: Any) -> bool:
+        actual = get_path(payload, field)
+        if actual is MISSING:
+            return False
+        key = _scalar_key(actual)
+        if key is not None:
+            return key in keys
+        return any(_same(actual, option) for option in containers)
+
+    return member

@@ -10,11 +10,13 @@ import pytest
 
 from genesisdb import Client
 from tests.genesisdb.gdb_server import TOKENS, ServerProcess, start_server
+from tests.pgcluster import Cluster
 
 TRANSPORTS = [
     "sqlite",
     pytest.param("postgres", marks=pytest.mark.postgres),
     "http",
+    pytest.param("http-postgres", marks=pytest.mark.postgres),
 ]
 
 
@@ -24,6 +26,20 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     server = start_server(tmp_path_factory.mktemp("genesisdb-server"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def http_pg_server(
+    tmp_path_factory: pytest.TempPathFactory, pg_cluster: Cluster
+) -> Iterator[ServerProcess]:
+    """One real server process on PostgreSQL for the whole session."""
+    database = pg_cluster.create_database()
+    server = start_server(
+        tmp_path_factory.mktemp("genesisdb-pg-server"), storage=pg_cluster.url(database)
+    )
+    yield server
+    server.stop()
+    pg_cluster.drop_database(database)
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -37,7 +53,9 @@ def api_url(transport: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
         return f"sqlite:///{tmp_path}/g.db"
     if transport == "postgres":
         return str(request.getfixturevalue("pg_url"))
-    server: ServerProcess = request.getfixturevalue("http_server")
+    server: ServerProcess = request.getfixturevalue(
+        "http_pg_server" if transport == "http-postgres" else "http_server"
+    )
     return server.url
 
 

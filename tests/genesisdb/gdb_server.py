@@ -27,7 +27,7 @@ class ServerProcess:
 
 
 def start_server(
-    directory: Path, *, storage: str | None = None, heartbeat: float = 0.2
+    directory: Path, *extra: str, storage: str | None = None, heartbeat: float = 0.2
 ) -> ServerProcess:
     """A server on a free port with an auth token plus admin/write/read tokens."""
     port = free_port()
@@ -36,7 +36,7 @@ def start_server(
         sys.executable, "-m", "genesisdb.server", "--host", "127.0.0.1", "--port", str(port),
         "--storage", storage, "--auth-token", TOKENS["admin"],
         "--write-token", TOKENS["write"], "--read-token", TOKENS["read"],
-        "--heartbeat-seconds", str(heartbeat),
+        "--heartbeat-seconds", str(heartbeat), *extra,
     ]  # fmt: skip
     log = open(directory / "server.log", "wb")  # noqa: SIM115 - the process owns it
     env = {key: value for key, value in os.environ.items() if not key.startswith("GENESISDB_")}

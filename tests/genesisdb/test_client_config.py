@@ -145,3 +145,24 @@ def test_every_storage_error_maps_to_a_genesisdb_error() -> None:
         assert isinstance(error, GenesisDBError)
         assert 400 <= error.status < 600
         assert "boom" not in error.message  # driver messages may quote data
+
+
+async def test_a_callers_client_is_left_as_it_was() -> None:
+    """The token goes on each request (an ``httpx.Auth``), never into the caller's client."""
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, content=b"pong")
+
+    mock = httpx.AsyncClient(base_url="http://test", transport=httpx.MockTransport(handler))
+    before = dict(mock.headers)
+    client = Client(transport=HTTPTransport("http://test", auth_token="t", client=mock))
+    assert await client.ping() == "pong"
+    assert seen == ["Bearer t"]
+    assert dict(mock.headers) == before and mock.auth is None
+    await mock.get("/elsewhere")  # the caller's own requests carry no token of ours
+    assert seen[-1] is None
+    await client.close()
+    assert not mock.is_closed  # a caller's client is the caller's to close
+    await mock.aclose()

@@ -196,3 +196,25 @@ def test_a_body_over_the_limit_is_413(api: TestClient) -> None:
     response = api.post("/api/v1/commit", headers=HEADERS, content=b" " * (2 << 20))
     assert response.status_code == 413
     assert response.json()["code"] == "EVENT_TOO_LARGE"
+
+
+def test_a_chunked_body_is_counted_as_it_arrives(api: TestClient) -> None:
+    """The servers' one body-size middleware (``body_limit``): no Content-Length, no escape."""
+
+    def chunks(count: int) -> Iterator[bytes]:
+        yield b'{"events": [{"source": "s", "subject": "/chunked", "type": "t", "data": {"p": "'
+        for _ in range(count):
+            yield b"x" * 1024
+        yield b'"}}]}'
+
+    refused = api.post("/api/v1/commit", headers=HEADERS, content=chunks(1100))
+    assert refused.status_code == 413 and refused.json()["code"] == "EVENT_TOO_LARGE"
+    accepted = api.post("/api/v1/commit", headers=HEADERS, content=chunks(10))
+    assert accepted.status_code == 200  # replayed to the route whole
+    assert accepted.json()["events"][0]["data"]["p"] == "x" * 10 * 1024
+
+
+def test_a_content_length_that_is_no_number_is_a_400(api: TestClient) -> None:
+    headers = {**HEADERS, "Content-Length": "12x"}
+    response = api.post("/api/v1/commit", headers=headers, content=b"{}")
+    assert response.status_code == 400 and response.json()["code"] == "BAD_REQUEST"

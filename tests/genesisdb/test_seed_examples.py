@@ -1,4 +1,5 @@
-"""Every example of the seed document runs as printed, embedded and against a real server.
+"""Every example of the seed document runs as printed, embedded and against a real server,
+each on SQLite and on PostgreSQL.
 
 The examples (``seed_examples``) are compiled verbatim with top-level ``await`` and run in one
 namespace per scenario, configured only through the ``GENESISDB_*`` environment as the
@@ -21,22 +22,33 @@ from genesisdb import Client, PreconditionFailedError
 from tests.genesisdb import seed_examples as ex
 from tests.genesisdb.gdb_server import TOKENS, start_server
 
+TARGETS = [
+    "embedded-sqlite",
+    pytest.param("embedded-postgres", marks=pytest.mark.postgres),
+    "server-sqlite",
+    pytest.param("server-postgres", marks=pytest.mark.postgres),
+]
 
-@pytest.fixture(params=["embedded", "http"])
+
+@pytest.fixture(params=TARGETS)
 def seed_env(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     for name in ("GENESISDB_API_URL", "GENESISDB_API_VERSION", "GENESISDB_AUTH_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    if request.param == "embedded":
-        monkeypatch.setenv("GENESISDB_API_URL", f"sqlite:///{tmp_path}/seed.db")
-        yield "embedded"
+    target = str(request.param)
+    storage = f"sqlite:///{tmp_path}/seed.db"
+    if target.endswith("postgres"):
+        storage = str(request.getfixturevalue("pg_url"))
+    if target.startswith("embedded"):
+        monkeypatch.setenv("GENESISDB_API_URL", storage)
+        yield target
         return
-    server = start_server(tmp_path, heartbeat=0.2)
+    server = start_server(tmp_path, storage=storage, heartbeat=0.2)
     monkeypatch.setenv("GENESISDB_API_URL", server.url)
     monkeypatch.setenv("GENESISDB_API_VERSION", "v1")
     monkeypatch.setenv("GENESISDB_AUTH_TOKEN", TOKENS["admin"])
-    yield "http"
+    yield target
     server.stop()
 
 

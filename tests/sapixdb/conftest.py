@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 
 from sapixdb import AsyncSapixClient, SapixClient
+from tests.pgcluster import Cluster
 from tests.sapixdb.server_process import ServerProcess, start_server
 
-TRANSPORTS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "http"]
+TRANSPORTS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    "http",
+    pytest.param("http-postgres", marks=pytest.mark.postgres),
+]
 HEARTBEAT = 0.3
 
 
@@ -21,6 +27,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process = start_server(tmp_path_factory.mktemp("sapix-server"), "--heartbeat", str(HEARTBEAT))
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server(
+    tmp_path_factory: pytest.TempPathFactory, pg_cluster: Cluster
+) -> Iterator[ServerProcess]:
+    """One real open-mode server on PostgreSQL for the session."""
+    database = pg_cluster.create_database()
+    process = start_server(
+        tmp_path_factory.mktemp("sapix-pg-server"),
+        "--heartbeat",
+        str(HEARTBEAT),
+        storage=pg_cluster.url(database),
+    )
+    yield process
+    process.stop()
+    pg_cluster.drop_database(database)
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -34,7 +57,9 @@ def url(transport: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
         return f"sqlite:///{tmp_path}/embedded.db"
     if transport == "postgres":
         return str(request.getfixturevalue("pg_url"))
-    served: ServerProcess = request.getfixturevalue("server")
+    served: ServerProcess = request.getfixturevalue(
+        "pg_server" if transport == "http-postgres" else "server"
+    )
     return served.url
 
 

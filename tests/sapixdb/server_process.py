@@ -23,8 +23,9 @@ class ServerProcess:
         stop_process(self.process)
 
 
-def start_server(directory: Path, *extra: str) -> ServerProcess:
-    """Start a server on a SQLite file in ``directory``; returns once /v1/health answers."""
+def start_server(directory: Path, *extra: str, storage: str | None = None) -> ServerProcess:
+    """Start a server on ``storage`` (default: a SQLite file in ``directory``); returns once
+    /v1/health answers."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAPIX_")}
     log_path = directory / "server.log"
@@ -39,7 +40,7 @@ def start_server(directory: Path, *extra: str) -> ServerProcess:
             "--port",
             str(port),
             "--storage",
-            f"sqlite:///{directory}/s.db",
+            storage or f"sqlite:///{directory}/s.db",
             *extra,
         ],
         cwd=directory,

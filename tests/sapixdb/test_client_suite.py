@@ -454,3 +454,19 @@ def test_payloads_round_trip_unchanged(db: SapixClient, payload: object) -> None
     written = col.write(payload)
     assert col.get(written.id).data == payload
     assert col.get(written.hash).hash == written.hash
+
+
+@pytest.mark.parametrize("bad", ["a/b", "/lead", "trail/", "%2F"])
+def test_a_slash_in_a_name_is_a_400_naming_the_rule(url: str, bad: str) -> None:
+    """Over HTTP a '/' cannot split the path (it is escaped): the server names the rule."""
+    with SapixClient(url=url, agent=bad) as db:
+        for attempt in (
+            lambda: db.collection(bad).write({"x": 1}),
+            lambda: db.collection(bad).latest(),
+            lambda: db.collection(bad).get("0" * 64),
+            lambda: db.graph.edges("0" * 64),
+        ):
+            with pytest.raises(SapixError) as failure:
+                attempt()
+            assert (failure.value.status, failure.value.code) == (400, "INVALID_NAME")
+            assert "letters, digits" in failure.value.message

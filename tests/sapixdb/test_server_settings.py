@@ -56,8 +56,9 @@ async def test_async_client_closes_its_pool_on_exit() -> None:
     async with AsyncSapixClient(url="http://127.0.0.1:9", agent="a") as db:
         transport = db._transport
         assert isinstance(transport, AsyncHTTPTransport)
-        assert not transport._client.is_closed
-    assert transport._client.is_closed
+        pool = transport._client
+        assert not pool.is_closed
+    assert pool.is_closed
 
 
 async def test_async_embedded_client_by_path(tmp_path: Path) -> None:

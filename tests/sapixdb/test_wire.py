@@ -269,3 +269,34 @@ def test_filter_operators_and_dotted_paths(http: httpx.Client, agent: str) -> No
     assert ns({"field": "name", "op": "contains", "value": "-1"}) == [1]
     assert ns({"field": "n", "op": "gt", "value": 0}, {"field": "meta.owner", "value": "u0"}) == [2]
     assert ns({"field": "missing", "op": "eq", "value": None}) == []
+
+
+def test_legacy_latest_keeps_one_version_per_record(http: httpx.Client, agent: str) -> None:
+    """``latest: true``: the newest version of each record (versions share the payload's
+    ``id``; a payload without one is a record of its own), filtered after the reduction."""
+    for data in (
+        {"id": "o-1", "s": 1},
+        {"id": "o-2", "s": 1},
+        {"id": "o-1", "s": 2},
+        {"s": 9},
+        {"id": 1, "s": 1},
+        {"id": "1", "s": 1},  # a string id is not the integer id
+    ):
+        written = http.post(f"/v1/{agent}/strand/write", json={"collection": "c", "data": data})
+        assert written.status_code == 200
+
+    def query(**body: object) -> list[object]:
+        answer = http.post(f"/v1/{agent}/strand/query", json={"collection": "c", **body})
+        assert answer.status_code == 200
+        return [r["data"] for r in answer.json()["results"]]
+
+    assert query(latest=True) == [
+        {"id": "1", "s": 1},
+        {"id": 1, "s": 1},
+        {"s": 9},
+        {"id": "o-1", "s": 2},
+        {"id": "o-2", "s": 1},
+    ]
+    assert len(query()) == 6  # without latest: every version
+    assert query(latest=True, filter={"id": "o-1"}) == [{"id": "o-1", "s": 2}]
+    assert {"id": "o-1", "s": 1} not in query(latest=True, filter={"s": 1})  # superseded

@@ -5,7 +5,8 @@
 """
 
 from .ast import Query
-from .errors import GdbqlError, GdbqlSemanticError, GdbqlSyntaxError
+from .budget import QueryBudget
+from .errors import GdbqlError, GdbqlSemanticError, GdbqlSyntaxError, QueryBudgetExceeded
 from .evaluate import evaluate_truthy, execute
 from .parser import parse
 from .plan import Plan, Pushdown, plan
@@ -17,6 +18,8 @@ __all__ = [
     "Plan",
     "Pushdown",
     "Query",
+    "QueryBudget",
+    "QueryBudgetExceeded",
     "evaluate_truthy",
     "execute",
     "parse",

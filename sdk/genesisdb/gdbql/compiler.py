@@ -44,6 +44,7 @@ from .values import (
     is_under,
     negate,
     plus,
+    sort_key,
 )
 
 Compiled = Callable[[Any], Any]
@@ -120,6 +121,10 @@ class EventCompiler:
         match node:
             case In(value=value, options=options):
                 same = _time_aware(equal, value, *_option_nodes(options))
+                if same is equal:
+                    constants = _constant(options)
+                    if isinstance(constants, list):
+                        return self._set_member(value, constants)
                 return self._pair(lambda left, right: is_member(left, right, same), value, options)
             case Between():
                 return self._between(node)
@@ -128,6 +133,16 @@ class EventCompiler:
             case Descendants(value=value, path=path):
                 return self._pair(is_descendant, value, path)
         raise AssertionError(f"unknown expression node {node!r}")
+
+    def _set_member(self, value: Expr, options: list[Any]) -> Compiled:
+        """``value IN [constants]`` as one hash look-up per row, not a scan of the list.
+
+        ``equal`` is "same ``sort_key``", and sort keys are hashable: a set of the options'
+        keys answers exactly what scanning them would.
+        """
+        keys = frozenset(sort_key(option) for option in options)
+        read = self.compile(value)
+        return lambda row: sort_key(read(row)) in keys
 
     def _between(self, node: Between) -> Compiled:
         nodes = (node.value, node.low, node.high)
@@ -181,6 +196,31 @@ class GroupCompiler(EventCompiler):
             new_accumulator(call.func, has_arg=call.arg is not None) for call in self.aggregates
         ]
         return Group(key, accumulators)
+
+
+_NOT_CONSTANT: Any = object()
+
+
+def _constant(node: Expr) -> Any:
+    """The value of an expression that reads nothing (literals, signs, arrays, objects of
+    them), or ``_NOT_CONSTANT``."""
+    match node:
+        case Literal(value=value):
+            return value
+        case Unary(op=op, operand=operand):
+            inner = _constant(operand)
+            if inner is _NOT_CONSTANT:
+                return inner
+            return negate(inner) if op == "-" else plus(inner)
+        case ArrayLit(items=items):
+            values = [_constant(item) for item in items]
+            return _NOT_CONSTANT if any(v is _NOT_CONSTANT for v in values) else values
+        case ObjectLit(entries=entries):
+            pairs = [(key, _constant(item)) for key, item in entries]
+            if any(v is _NOT_CONSTANT for _, v in pairs):
+                return _NOT_CONSTANT
+            return dict(pairs)
+    return _NOT_CONSTANT
 
 
 def _option_nodes(options: Expr) -> tuple[Expr, ...]:

@@ -51,3 +51,11 @@ class GdbqlSyntaxError(GdbqlError):
 
 class GdbqlSemanticError(GdbqlError):
     """The query parses but means nothing (an aggregate in WHERE, an unknown name, …)."""
+
+
+class QueryBudgetExceeded(Exception):
+    """A query ran past its budget (time or events examined), or its caller went away."""
+
+    def __init__(self, reason: str, *, cancelled: bool = False) -> None:
+        self.cancelled = cancelled
+        super().__init__(reason)

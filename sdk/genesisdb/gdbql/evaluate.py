@@ -77,6 +77,7 @@ from itertools import islice
 from typing import Any
 
 from .ast import Expr, Query
+from .budget import QueryBudget
 from .compiler import Compiled, EventCompiler, Group, GroupCompiler
 from .sorting import DEFAULT_RUN_SIZE, Descending, sort_rows
 from .values import is_truthy, sort_key
@@ -85,11 +86,21 @@ Event = Mapping[str, Any]
 
 
 def execute(
-    query: Query, events: Iterable[Event], *, sort_run_size: int = DEFAULT_RUN_SIZE
+    query: Query,
+    events: Iterable[Event],
+    *,
+    sort_run_size: int = DEFAULT_RUN_SIZE,
+    budget: QueryBudget | None = None,
 ) -> Iterator[Any]:
-    """Yield the rows of ``query`` over ``events`` (see the module docstring)."""
+    """Yield the rows of ``query`` over ``events`` (see the module docstring).
+
+    With a ``budget``, every event is pulled through it, so a query past its time or work
+    budget (or cancelled) raises :class:`~.errors.QueryBudgetExceeded` mid-evaluation.
+    """
     if sort_run_size < 1:
         raise ValueError("sort_run_size must be at least 1")
+    if budget is not None:
+        events = budget.watch(events)
     if query.is_aggregate:
         return _grouped_rows(query, events, sort_run_size)
     compiler = EventCompiler()
@@ -99,9 +110,11 @@ def execute(
     return _finish(query, matching, project, order_key, sort_run_size)
 
 
-def evaluate_truthy(query: Query, events: Iterable[Event]) -> bool:
+def evaluate_truthy(
+    query: Query, events: Iterable[Event], *, budget: QueryBudget | None = None
+) -> bool:
     """``isQueryResultTrue``: the first row is truthy; no row is false."""
-    rows = execute(query, events)
+    rows = execute(query, events, budget=budget)
     try:
         for row in rows:
             return is_truthy(row)

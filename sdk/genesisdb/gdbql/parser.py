@@ -49,6 +49,7 @@ from .ast import (
 from .errors import GdbqlSemanticError, GdbqlSyntaxError, describe_expected
 from .lexer import Token, tokenize
 from .validation import validate
+from .values import INT_MAX
 
 MAX_NESTING = 40
 RESERVED_WORDS = frozenset(
@@ -227,7 +228,9 @@ class _Parser:
         count = self._unary()
         if isinstance(count, Literal) and type(count.value) is int and count.value >= 0:
             return count.value
-        raise self._semantic_error("LIMIT must be a non-negative integer", position)
+        raise self._semantic_error(
+            f"LIMIT must be a non-negative integer up to {INT_MAX}", position
+        )
 
     def _map_clause(self) -> Expr | None:
         if self._accept_keyword("MAP"):
@@ -342,6 +345,11 @@ class _Parser:
     def _primary(self) -> Expr:
         token = self._token
         if token.kind in ("string", "int", "float"):
+            if isinstance(token.value, int) and token.value > INT_MAX:
+                raise self._semantic_error(
+                    f"integer literal above {INT_MAX} (64 bits); write it as a float, e.g. 1e30",
+                    token.position,
+                )
             self._advance()
             return Literal(token.value, token.position)
         if self._is_symbol("(", record=False):

@@ -125,8 +125,15 @@ def is_descendant(subject: object, path: object) -> bool:
     return subject != (prefix or "/") and subject.startswith(prefix + "/")
 
 
+#: Integers a result may hold: the signed 64-bit range (what JSON encoders and SQL take).
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
 def _finite(result: int | float) -> int | float | None:
+    """A result, or null for a non-finite float or an integer beyond 64 bits (overflow)."""
     if isinstance(result, float) and not math.isfinite(result):
+        return None
+    if isinstance(result, int) and not INT_MIN <= result <= INT_MAX:
         return None
     return result
 
@@ -191,7 +198,7 @@ ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def negate(value: Any) -> Any:
-    return -value if is_number(value) else None
+    return _finite(-value) if is_number(value) else None
 
 
 def plus(value: Any) -> Any:

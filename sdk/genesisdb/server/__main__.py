@@ -29,6 +29,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--read-token", help="token with the read role")
     parser.add_argument("--heartbeat-seconds", type=float, help="observe heartbeat interval")
     parser.add_argument("--max-event-bytes", type=int, help="largest serialized event")
+    parser.add_argument("--query-seconds", type=float, help="time budget of one query (30)")
+    parser.add_argument("--max-queries", type=int, help="queries running at once (16)")
+    parser.add_argument(
+        "--max-queries-per-token", type=int, help="queries one token runs at once (4)"
+    )
     return parser.parse_args(argv)
 
 

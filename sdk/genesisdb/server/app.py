@@ -27,8 +27,10 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from body_limit import BodyLimit
 from genesisdb import operations
 from genesisdb.engine import ENGINE_VERSION, Engine, Observation
 from genesisdb.exceptions import (
@@ -39,6 +41,7 @@ from genesisdb.exceptions import (
     ServerError,
 )
 from genesisdb.server.auth import TokenAuthority
+from genesisdb.server.queries import QueryGate, RowPuller, token_key
 from genesisdb.server.settings import ServerSettings
 from genesisdb.wire import API_PREFIX, HEARTBEAT, ROUTES, Route, ndjson_line
 
@@ -92,25 +95,27 @@ def _error(exc: GenesisDBError) -> Response:
     return response
 
 
-async def _body(request: Request, limit: int) -> Any:
-    """The parsed JSON body (None when empty); 413 past ``limit`` bytes, 400 when not JSON."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise EventTooLargeError(f"the request body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise EventTooLargeError(f"the request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+async def _body(request: Request) -> Any:
+    """The parsed JSON body (None when empty); 400 when not JSON. (The body's size limit is
+    :class:`body_limit.BodyLimit`'s, before any route.)"""
+    raw = await request.body()
     if not raw.strip():
         return None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequestError("the request body is not valid JSON") from None
+
+
+def _refusal(limit: int) -> Callable[[int], Response]:
+    """How this server refuses a body (see :mod:`body_limit`): its error body."""
+
+    def reject(status: int) -> Response:
+        if status == 413:
+            return _error(EventTooLargeError(f"the request body exceeds {limit} bytes"))
+        return _error(BadRequestError("invalid Content-Length"))
+
+    return reject
 
 
 def _take(rows: Iterator[Any]) -> list[Any]:
@@ -153,6 +158,7 @@ def create_app(settings: ServerSettings, *, engine: Engine | None = None) -> Fas
     # An engine handed in serves at once (in-process tests drive the app without a lifespan).
     state: dict[str, Engine] = {} if engine is None else {"engine": engine}
     observers = anyio.CapacityLimiter(settings.max_observers)
+    gate = QueryGate(settings.max_queries, settings.max_queries_per_token)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -162,6 +168,7 @@ def create_app(settings: ServerSettings, *, engine: Engine | None = None) -> Fas
                 lambda: Engine.open(
                     settings.storage_url,
                     max_event_bytes=settings.max_event_bytes,
+                    query_seconds=settings.query_seconds,
                 )
             )
         else:
@@ -196,8 +203,11 @@ def create_app(settings: ServerSettings, *, engine: Engine | None = None) -> Fas
                 if route.method == "GET":
                     body: Any = dict(request.query_params)
                 else:
-                    body = await _body(request, settings.max_body_bytes)
-                response = await answer(name, route, body)
+                    body = await _body(request)
+                if name == "query":
+                    response = await query(request, body)
+                else:
+                    response = await answer(name, route, body)
                 status = response.status_code
                 return response
             except GenesisDBError as exc:
@@ -233,6 +243,31 @@ def create_app(settings: ServerSettings, *, engine: Engine | None = None) -> Fas
             metrics.committed.inc(len(result["events"]))
         return _json(result)
 
+    async def query(request: Request, body: Any) -> Response:
+        """GDBQL: admitted by the gate, bounded by a budget, cancelled on disconnect."""
+        engine_now = current_engine()
+        release = gate.enter(token_key(request.headers.get("authorization")))
+        try:
+            budget = engine_now.budget()
+            rows = await anyio.to_thread.run_sync(
+                lambda: operations.run(engine_now, "query", body, budget=budget),
+                limiter=gate.threads,
+            )
+            puller = RowPuller(rows, budget, gate)
+            try:
+                first = await puller.first(request)
+            except BaseException:
+                await puller.close()
+                raise
+        except BaseException:
+            release()
+            raise
+        return StreamingResponse(
+            puller.lines(first, ndjson_line, release),
+            media_type=NDJSON,
+            background=BackgroundTask(release),  # also when the body never starts
+        )
+
     async def observe(body: Any) -> Response:
         engine_now = current_engine()
         subject, options = operations.stream_arguments(body)
@@ -261,6 +296,8 @@ def create_app(settings: ServerSettings, *, engine: Engine | None = None) -> Fas
             metrics.observers.dec()
             observation.close()
 
+    limit = settings.max_body_bytes
+    app.add_middleware(BodyLimit, limit=limit, reject=_refusal(limit))
     for name, route in ROUTES.items():
         app.add_api_route(
             API_PREFIX + route.path,

@@ -26,6 +26,9 @@ _ENV: dict[str, str] = {
     "max_body_bytes": "GENESISDB_MAX_BODY_BYTES",
     "heartbeat_seconds": "GENESISDB_HEARTBEAT_SECONDS",
     "max_observers": "GENESISDB_MAX_OBSERVERS",
+    "query_seconds": "GENESISDB_QUERY_SECONDS",
+    "max_queries": "GENESISDB_MAX_QUERIES",
+    "max_queries_per_token": "GENESISDB_MAX_QUERIES_PER_TOKEN",
 }
 
 
@@ -48,6 +51,11 @@ class ServerSettings:
     max_body_bytes: int = 32 * 1024 * 1024
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
     max_observers: int = 256
+    #: Time budget of one GDBQL query (preconditions included), checked during evaluation.
+    query_seconds: float = 30.0
+    #: GDBQL queries running at once, in all (503 past it) and per token (429 past it).
+    max_queries: int = 16
+    max_queries_per_token: int = 4
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerSettings:
@@ -75,6 +83,10 @@ class ServerSettings:
             raise ValueError("max_event_bytes must be ≥ 1024 and ≤ max_body_bytes")
         if self.heartbeat_seconds <= 0:
             raise ValueError("heartbeat_seconds must be positive")
+        if self.query_seconds <= 0 or self.max_queries < 1 or self.max_queries_per_token < 1:
+            raise ValueError(
+                "query_seconds, max_queries and max_queries_per_token must be positive"
+            )
         return self
 
     def tokens(self) -> dict[str, str | None]:

@@ -7,7 +7,7 @@ Errors map at this one boundary: connection and protocol failures become
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 import httpx
@@ -17,17 +17,29 @@ from genesisdb.exceptions import GenesisDBError, NetworkError, ServerError, erro
 from genesisdb.transports.base import AsyncTransport
 from genesisdb.wire import ROUTES
 
-__all__ = ["HTTPTransport"]
+__all__ = ["BearerAuth", "HTTPTransport"]
 
 USER_AGENT = "genesisdb-sdk (decisiontrail)"
 _TEXT_OPERATIONS = ("ping", "metrics")
+
+
+class BearerAuth(httpx.Auth):
+    """``Authorization: Bearer <token>`` on each request, leaving the client untouched."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
 
 
 class HTTPTransport(AsyncTransport):
     """Talks to ``{api_url}/api/{api_version}/…`` with a bearer token.
 
     ``observe_read_timeout`` bounds the silence tolerated on an observation (the server sends
-    a heartbeat every ~10 s, so the default of 60 s means the server is gone).
+    a heartbeat every ~10 s, so the default of 60 s means the server is gone). A ``client``
+    passed in stays the caller's: the token and user agent go on each request, not into it.
     """
 
     def __init__(
@@ -40,13 +52,10 @@ class HTTPTransport(AsyncTransport):
         timeout: float = 30.0,
         observe_read_timeout: float = 60.0,
     ) -> None:
-        headers = {"User-Agent": USER_AGENT}
-        if auth_token:
-            headers["Authorization"] = f"Bearer {auth_token}"
+        self._auth: httpx.Auth | None = BearerAuth(auth_token) if auth_token else None
         self._prefix = f"/api/{api_version}"
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(base_url=api_url, timeout=timeout)
-        self._client.headers.update(headers)
         self._observe_timeout = httpx.Timeout(timeout, read=observe_read_timeout)
 
     async def handle(self, operation: str, body: Any = None) -> AsyncIterator[Any]:
@@ -54,7 +63,9 @@ class HTTPTransport(AsyncTransport):
         url = self._prefix + route.path
         params = body if route.method == "GET" and isinstance(body, dict) else None
         content = orjson.dumps(body) if route.method == "POST" else None
-        headers = {"Content-Type": "application/json"} if content is not None else {}
+        headers = {"User-Agent": USER_AGENT}
+        if content is not None:
+            headers["Content-Type"] = "application/json"
         if route.streaming:
             headers["Accept"] = "application/x-ndjson"
         timeout = self._observe_timeout if operation == "observe" else httpx.USE_CLIENT_DEFAULT
@@ -63,7 +74,8 @@ class HTTPTransport(AsyncTransport):
                 route.method, url, content=content, params=params, headers=headers,
                 timeout=timeout,
             )  # fmt: skip
-            response = await self._client.send(request, stream=True)
+            auth = self._auth or httpx.USE_CLIENT_DEFAULT
+            response = await self._client.send(request, stream=True, auth=auth)
             try:
                 if response.status_code != 200:
                     await response.aread()

@@ -30,7 +30,8 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import ledgerstore
-from sapixdb.engine import MAX_WRITE_BATCH, SapixEngine, too_many_records
+from body_limit import BodyLimit
+from sapixdb.engine import MAX_WRITE_BATCH, NAME_RULE, SapixEngine, too_many_records
 from sapixdb.exceptions import SapixError
 from sapixdb.server.auth import Authenticator
 
@@ -98,62 +99,15 @@ def _error(status: int, message: str, code: str) -> FastJSONResponse:
     return FastJSONResponse({"error": message, "message": message, "code": code}, status)
 
 
-async def _send_error(send: Send, status: int, message: str, code: str) -> None:
-    body = orjson.dumps({"error": message, "message": message, "code": code})
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+def _refusal(limit: int) -> Callable[[int], ASGIApp]:
+    """How this server refuses a body (see :mod:`body_limit`): its error triple."""
 
+    def reject(status: int) -> ASGIApp:
+        if status == 413:
+            return _error(413, f"request body larger than {limit} bytes", "PAYLOAD_TOO_LARGE")
+        return _error(400, "invalid Content-Length", "BAD_REQUEST")
 
-class BodyLimit:
-    """Reject request bodies over ``limit`` bytes with 413, before any route sees them.
-
-    The body is read up front (it is at most ``limit`` bytes) and replayed to the app, so a
-    route can never be handed a truncated body.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        message = f"request body larger than {self.limit} bytes"
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                if not value.isdigit():
-                    await _send_error(send, 400, "invalid Content-Length", "BAD_REQUEST")
-                    return
-                if int(value) > self.limit:
-                    await _send_error(send, 413, message, "PAYLOAD_TOO_LARGE")
-                    return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            event = await receive()
-            if event["type"] == "http.disconnect":
-                return
-            chunk = event.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await _send_error(send, 413, message, "PAYLOAD_TOO_LARGE")
-                return
-            chunks.append(chunk)
-            if not event.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+    return reject
 
 
 async def _json(request: Request, *, required: bool = True) -> Any:
@@ -176,6 +130,12 @@ def _int_query(request: Request, name: str, default: int | None) -> int | None:
         return int(value)
     except ValueError:
         raise SapixError(f"query parameter {name} must be an integer", 400, "BAD_REQUEST") from None
+
+
+def _has_escaped_slash(request: Request) -> bool:
+    """Whether the path as sent holds an escaped '/' (``%2F``) inside a segment."""
+    raw = request.scope.get("raw_path") or b""
+    return b"%2f" in bytes(raw).lower()
 
 
 def _object(body: Any, what: str) -> dict[str, Any]:
@@ -246,6 +206,10 @@ def create_app(settings: ServerSettings | None = None, *, engine: SapixEngine | 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and _has_escaped_slash(request):
+            # A name with '/' arrives escaped (%2F) and, decoded, matches no route: say why.
+            message = f"invalid name: {NAME_RULE} ('/' is not allowed)"
+            return _error(400, message, "INVALID_NAME")
         codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
         message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
         return _error(exc.status_code, message, codes.get(exc.status_code, "HTTP_ERROR"))
@@ -464,7 +428,8 @@ def create_app(settings: ServerSettings | None = None, *, engine: SapixEngine | 
     async def unexpected(request: Request, exc: Exception) -> Response:
         return _error(500, "internal error", "INTERNAL")
 
-    return BodyLimit(app, settings.max_body_bytes)
+    limit = settings.max_body_bytes
+    return BodyLimit(app, limit=limit, reject=_refusal(limit))
 
 
 async def _frames(

@@ -8,6 +8,7 @@ both transports alike. Async calls run the engine in a worker thread.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -123,16 +124,31 @@ class AsyncEmbeddedTransport(AsyncTransport):
 async def _in_threads(
     events: Iterator[dict[str, Any] | None], limiter: anyio.CapacityLimiter
 ) -> AsyncIterator[dict[str, Any]]:
-    """Iterate a blocking engine stream one item per worker-thread call, skipping idles."""
+    """Iterate a blocking engine stream one item per worker-thread call, skipping idles.
+
+    A plain ``asyncio`` cancellation (``task.cancel()``) does not wait for the worker thread,
+    so the ``next`` it was running may still be inside the generator when we close it: a lock
+    makes the close wait for it (at most one poll interval).
+    """
+    busy = threading.Lock()
+
+    def step() -> Any:
+        with busy:
+            return next(events, _DONE)
+
+    def close() -> None:
+        with busy:
+            closer = getattr(events, "close", None)
+            if closer is not None:
+                closer()
+
     try:
         while True:
-            item = await anyio.to_thread.run_sync(next, events, _DONE, limiter=limiter)
+            item = await anyio.to_thread.run_sync(step, limiter=limiter)
             if item is _DONE:
                 return
             if item is not None:
                 yield item
     finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(close, limiter=limiter)
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(close, limiter=limiter)

@@ -27,6 +27,8 @@ edges: in order, stopping at the first failure (sync), or concurrently,
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -405,7 +407,15 @@ class HTTPTransport(Transport):
 
 
 class AsyncHTTPTransport(AsyncTransport):
-    """The async twin of :class:`HTTPTransport` (one pooled ``httpx.AsyncClient``)."""
+    """The async twin of :class:`HTTPTransport`: a pooled ``httpx.AsyncClient`` per event loop.
+
+    An async connection is bound to the event loop that opened it, and one transport often
+    outlives its loop: a module-level client in a FastAPI app exercised by ``TestClient``
+    without ``with`` (a loop per request), pytest-asyncio's loop per test, several
+    ``asyncio.run`` in a row. So each running loop gets a pool of its own, made on first use
+    there and dropped with its loop (a closed loop's pool cannot be closed politely; its
+    sockets are released with it). A ``client`` passed in is used as it is, on every loop.
+    """
 
     supports_batch = True
 
@@ -418,7 +428,19 @@ class AsyncHTTPTransport(AsyncTransport):
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(base_url=url, timeout=timeout)
+        self._url = url
+        self._timeout = timeout
+        self._given = client
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._pools = weakref.WeakKeyDictionary()
+        self._closed = False
+        try:  # made on a running loop: its pool now, as a client made there always had
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # made outside any loop (a module-level client): pools come with use
+        else:
+            if client is None:
+                self._pools[loop] = httpx.AsyncClient(base_url=url, timeout=timeout)
         # Per-request headers: a client passed in (shared, or a test client) stays untouched.
         self._headers = _headers(api_key)
         #: False once the server answered the batch edge endpoint 404 or 405.
@@ -516,10 +538,25 @@ class AsyncHTTPTransport(AsyncTransport):
         route = ROUTES[request.operation](request.args)
         return await self._exchange(route, stream=request.operation == "stream")
 
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """The pool of the running event loop (or the client passed in)."""
+        if self._given is not None:
+            return self._given
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            if self._closed:  # as httpx says it of a closed client
+                raise RuntimeError("Cannot send a request, as the client has been closed.")
+            for stale in [other for other in self._pools if other.is_closed()]:
+                del self._pools[stale]
+            pool = httpx.AsyncClient(base_url=self._url, timeout=self._timeout)
+            self._pools[loop] = pool
+        return pool
+
     async def _exchange(self, route: Route, *, stream: bool = False) -> AsyncResponse:
-        response = await self._client.send(
-            _build(self._client, route, stream, self._headers), stream=True
-        )
+        client = self._client
+        response = await client.send(_build(client, route, stream, self._headers), stream=True)
         if not stream or response.status_code != 200:
             try:
                 raw = await response.aread()
@@ -540,5 +577,15 @@ class AsyncHTTPTransport(AsyncTransport):
             await response.aclose()
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        if not self._owns_client:
+            return
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # not on asyncio (trio): nothing was pooled per loop
+            loop = None
+        self._closed = True
+        pools, self._pools = dict(self._pools), weakref.WeakKeyDictionary()
+        for owner, pool in pools.items():
+            if owner is loop:
+                await pool.aclose()
+            # Another loop's pool can only be closed on that loop; it goes with it.
