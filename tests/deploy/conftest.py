@@ -16,12 +16,15 @@ import httpx
 import pytest
 import yaml
 
+from decisiontrail.config import Settings
 from tests.ports import free_port
 from tests.processes import stop_process, wait_until_answering
 from tests.service.server_process import ServerProcess, make_server
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 RULES = DEPLOY / "prometheus" / "rules.yml"
+# Every variable the service reads: DECISIONTRAIL_ and a Settings field's name.
+SETTINGS_VARIABLES = frozenset(f"DECISIONTRAIL_{name.upper()}" for name in Settings.model_fields)
 DECISION = {"action": "answer", "kind": "llm_call", "input": "hi Alice", "personal": ["input"],
             "data_subjects": ["cust-1"]}  # fmt: skip
 
