@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.deploy.conftest import DECISION, DEPLOY, required_tool
 from tests.deploy.docker_daemon import ensure_daemon
@@ -23,6 +24,7 @@ from tests.ports import free_port
 
 ROOT = DEPLOY.parent
 BASE_IMAGE = "decisiontrail-base:bookworm"
+COMPOSE = DEPLOY / "compose.yaml"
 # What deploy/Dockerfile copies (the repository's .dockerignore lets these through).
 BUILD_INPUTS = ["pyproject.toml", "README.md", "sdk", "service", "integrations"]
 
@@ -149,6 +151,13 @@ def test_the_image_keeps_what_it_acknowledged_across_a_graceful_restart(
 ) -> None:
     config = docker("image", "inspect", "-f", "{{.Config.User}} {{.Config.StopSignal}}", image)
     assert config == "10001:10001 SIGTERM"
+    # deploy/compose.yaml's one-shot step: the key is made before any replica starts.
+    keys_volume = next(v for v, path in volumes.items() if path.endswith("-keys"))
+    make_key = yaml.safe_load(COMPOSE.read_text())["services"]["signing-key"]["command"]
+    docker(
+        "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp",
+        "-v", f"{keys_volume}:/var/lib/decisiontrail-keys", image, *make_key,
+    )  # fmt: skip
     first = Container(image, volumes)
     try:
         first.run()
@@ -181,7 +190,11 @@ def test_the_image_keeps_what_it_acknowledged_across_a_graceful_restart(
     finally:
         first.remove()
 
-    second = Container(image, volumes)
+    # As in deploy/compose.yaml and Kubernetes: the key volume read-only once the key exists.
+    read_only_keys = {
+        volume: f"{path}:ro" if path.endswith("-keys") else path for volume, path in volumes.items()
+    }
+    second = Container(image, read_only_keys)
     try:
         second.run()
         with httpx.Client(base_url=second.url, headers=headers, timeout=30) as client:
