@@ -81,6 +81,10 @@ def test_the_signing_key_is_read_only_and_apart_from_the_data(rendered: dict[str
     assert replicas["read_only"] is True
     writer = rendered["services"]["signing-key"]
     assert writer["volumes"] == ["signing-keys:/var/lib/decisiontrail-keys:rw"]
+    # The step opens the same stores and key directory as the replicas, once PostgreSQL is up.
+    assert writer["environment"] == replicas["environment"]
+    assert writer["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert writer["command"] == ["keys", "list"]  # idempotent: no key made on a re-run
 
 
 def test_monitoring_mounts_the_checked_rules_and_dashboard(rendered: dict[str, Any]) -> None:

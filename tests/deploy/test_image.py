@@ -151,14 +151,18 @@ def test_the_image_keeps_what_it_acknowledged_across_a_graceful_restart(
 ) -> None:
     config = docker("image", "inspect", "-f", "{{.Config.User}} {{.Config.StopSignal}}", image)
     assert config == "10001:10001 SIGTERM"
-    # deploy/compose.yaml's one-shot step: the key is made before any replica starts.
-    keys_volume = next(v for v, path in volumes.items() if path.endswith("-keys"))
-    make_key = yaml.safe_load(COMPOSE.read_text())["services"]["signing-key"]["command"]
+    # deploy/compose.yaml's one-shot step makes the key directory (signing key and subject
+    # pepper) before any replica starts; from then on the replicas mount it read-only.
+    make_keys = yaml.safe_load(COMPOSE.read_text())["services"]["signing-key"]["command"]
+    mounts = [arg for volume, path in volumes.items() for arg in ("-v", f"{volume}:{path}")]
     docker(
-        "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp",
-        "-v", f"{keys_volume}:/var/lib/decisiontrail-keys", image, *make_key,
+        "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp", *mounts, image,
+        *make_keys,
     )  # fmt: skip
-    first = Container(image, volumes)
+    read_only_keys = {
+        volume: f"{path}:ro" if path.endswith("-keys") else path for volume, path in volumes.items()
+    }
+    first = Container(image, read_only_keys)
     try:
         first.run()
         assert first.exec("id", "-u") == "10001"
@@ -190,10 +194,6 @@ def test_the_image_keeps_what_it_acknowledged_across_a_graceful_restart(
     finally:
         first.remove()
 
-    # As in deploy/compose.yaml and Kubernetes: the key volume read-only once the key exists.
-    read_only_keys = {
-        volume: f"{path}:ro" if path.endswith("-keys") else path for volume, path in volumes.items()
-    }
     second = Container(image, read_only_keys)
     try:
         second.run()
@@ -205,7 +205,9 @@ def test_the_image_keeps_what_it_acknowledged_across_a_graceful_restart(
             listed = client.get("/v1/decisions").json()
             assert [d["record"]["id"] for d in listed["data"]] == [decision_id]
         # Data and keys on their own volumes: the key is not on the data volume.
-        assert second.exec("ls", "/var/lib/decisiontrail-keys").count(".pem") == 1
+        keys = second.exec("ls", "/var/lib/decisiontrail-keys").split()
+        assert "keyring.json" in keys and "subject-pepper" in keys
+        assert sum(name.endswith(".pem") for name in keys) == 1
         assert ".pem" not in second.exec("find", "/var/lib/decisiontrail")
         assert second.stop() == 0, second.logs()
     finally:

@@ -4,6 +4,7 @@ verification; a signing-key rotation with the CLI, old and new records verifying
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -63,8 +64,10 @@ def test_two_replicas_back_up_destroy_restore_verify(
     pg_cluster: Cluster, databases: dict[str, str], tmp_path: Path
 ) -> None:
     first, second = (replica(tmp_path, pg_cluster, databases, n) for n in ("a", "b"))
-    # The key exists before the replicas start (as compose's signing-key step makes it).
-    first.cli("signing-keys", "export", "--output", str(tmp_path / "trust-root.json"))
+    # README: the key directory is made once, before the replicas start.
+    first.cli("keys", "list")
+    keys = sorted(path.name for path in (tmp_path / "keys").iterdir())
+    assert "keyring.json" in keys and "subject-pepper" in keys
     headers = {"Authorization": f"Bearer {create_key(first, 'admin')}"}
     first.start()
     second.start()
@@ -113,6 +116,8 @@ def test_two_replicas_back_up_destroy_restore_verify(
         assert verified(restored, headers)
     finally:
         restored.stop()
+    report = json.loads(restored.cli("verify", "--tenant", "default"))  # exits 0 only if ok
+    assert report["ok"] is True and report["records_checked"] >= len(ids) + 1
 
 
 def test_signing_key_rotation_keeps_old_records_verifying(tmp_path: Path) -> None:
