@@ -15,6 +15,7 @@ import yaml
 from tests.deploy.conftest import DEPLOY, SETTINGS_VARIABLES, required_tool
 
 COMPOSE = DEPLOY / "compose.yaml"
+NGINX_CONF = DEPLOY / "compose" / "nginx.conf"
 PASSWORDS = {"POSTGRES_PASSWORD": "pg-secret-for-the-test", "GRAFANA_ADMIN_PASSWORD": "gf-test"}
 
 
@@ -64,7 +65,7 @@ def test_two_replicas_behind_a_proxy_on_postgresql(rendered: dict[str, Any]) -> 
     assert service["depends_on"]["signing-key"]["condition"] == "service_completed_successfully"
     assert Path(service["build"]["context"]) == DEPLOY.parent
     assert service["build"]["dockerfile"] == "deploy/Dockerfile"
-    nginx = (DEPLOY / "compose" / "nginx.conf").read_text()
+    nginx = NGINX_CONF.read_text()
     assert "decisiontrail:8700" in nginx and "proxy_buffering off" in nginx
 
 
@@ -105,3 +106,14 @@ def test_monitoring_mounts_the_checked_rules_and_dashboard(rendered: dict[str, A
     assert job["authorization"]["credentials_file"] == "/run/secrets/metrics-key"
     assert "metrics-key" in rendered["services"]["prometheus"]["secrets"][0]["source"]
     assert job["dns_sd_configs"][0]["names"] == ["decisiontrail"]
+
+
+def test_the_proxy_configuration_passes_nginx_t(tmp_path: Path) -> None:
+    """Debian's nginx checks deploy/compose/nginx.conf (nginx -t): directives, blocks, values."""
+    result = subprocess.run(
+        [required_tool("nginx"), "-t", "-p", str(tmp_path), "-c", str(NGINX_CONF),
+         "-g", f"pid {tmp_path / 'nginx.pid'}; error_log stderr;"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr

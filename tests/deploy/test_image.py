@@ -55,10 +55,10 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("image")
     ensure_daemon(work / "dockerd.log")
     required_tool("debootstrap")
-    subprocess.run(
-        [DEPLOY / "build-base-image.sh", BASE_IMAGE], check=True, timeout=1800,
-        capture_output=True,
-    )  # fmt: skip
+    base = subprocess.run(
+        [DEPLOY / "build-base-image.sh", BASE_IMAGE], timeout=1800, capture_output=True, text=True
+    )
+    assert base.returncode == 0, (base.stdout + base.stderr)[-3000:]
     context = work / "context"  # the build inputs only, and the host's CA bundle
     context.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
