@@ -33,7 +33,6 @@ DECISION = {"action": "answer", "kind": "llm_call", "input": "hi Alice", "person
 class ScrapedService:
     server: ServerProcess
     metrics_key: str  # a key with the metrics scope, as Prometheus sends it
-    admin: dict[str, str]  # headers for every other call
 
     def metrics(self) -> str:
         response = httpx.get(
@@ -70,7 +69,7 @@ def scraped_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrape
             assert client.post("/v1/verify", json={}).json()["ok"] is True
             assert client.post("/v1/decisions", json={}).status_code == 422
             assert client.delete("/v1/data-subjects/cust-1").status_code == 200
-        yield ScrapedService(server, metrics_key, admin)
+        yield ScrapedService(server, metrics_key)
     finally:
         server.stop()
 
