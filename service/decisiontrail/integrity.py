@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -92,9 +93,13 @@ async def verify_tenant(
                                   "sequence": None, "detail": str(exc)},
             }  # fmt: skip
     verifier = LogVerifier(tenant, trust, checkpoints, trusted)
-    await verify_off_loop(verifier, _indexed(ledger, tenant), progress=progress)
+    # Two passes over the log, side by side: while one waits on a store or a worker process,
+    # the other runs.
+    _, stores = await asyncio.gather(
+        verify_off_loop(verifier, _indexed(ledger, tenant), progress=progress),
+        ledger.repair.compare_stores(tenant),
+    )
     report = verifier.finish()
-    stores = await ledger.repair.compare_stores(tenant)
     answer = report.to_json()
     answer["stores"] = stores.to_json()
     if report.ok:
