@@ -37,6 +37,10 @@ CHUNK = 1_000  # records per hop to a worker
 IN_PROCESS_RECORDS = 4_000  # a log this short is checked without starting workers
 
 Checked = tuple[RecordProblem | None, bytes | None]  # (problem, leaf hash when no problem)
+# A record as the sequential checks need it (only the fields that place it in the log, when it
+# passed its own checks), its log index, its problem, its leaf hash.
+Outcome = tuple[Any, int | None, RecordProblem | None, bytes | None]
+PLACE_FIELDS = ("id", "tenant", "chain", "sequence", "prev_hash", "hash")
 
 
 def check_records(records: list[Any], trust: TrustRoot) -> list[Checked]:
@@ -52,6 +56,37 @@ def check_records(records: list[Any], trust: TrustRoot) -> list[Checked]:
                 problem = RecordProblem("malformed", record.get("id"), None, str(exc))
         results.append((problem, leaf))
     return results
+
+
+def check_bundle_lines(lines: list[tuple[int, bytes]], trust: TrustRoot) -> list[Outcome]:
+    """The records of export-bundle lines (JSON Lines, see :mod:`decisiontrail.bundle`),
+    decoded and checked; lines that are not records are skipped, lines that are not JSON
+    are a ``malformed`` problem naming the line."""
+    outcomes: list[Outcome] = []
+    for number, line in lines:
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            unreadable = f"line {number} is not JSON: {exc}"
+            outcomes.append((None, None, RecordProblem("malformed", None, None, unreadable), None))
+            continue
+        if not isinstance(item, dict) or item.get("type") != "record":
+            if not isinstance(item, dict) or "type" not in item:
+                detail = f"line {number} is not a bundle item"
+                outcomes.append((None, None, RecordProblem("malformed", None, None, detail), None))
+            continue  # other items belong before the records: ignored here
+        record, log_index = item.get("record"), item.get("log_index")
+        ((problem, leaf),) = check_records([record], trust)
+        index = log_index if isinstance(log_index, int) else None
+        outcomes.append((_place(record) if problem is None else record, index, problem, leaf))
+    return outcomes
+
+
+def _place(record: Any) -> Any:
+    """What the sequential checks read of a record that passed its own checks (a dict)."""
+    if not isinstance(record, dict):
+        return record
+    return {name: record.get(name) for name in PLACE_FIELDS}
 
 
 # --- in the worker ---------------------------------------------------------------------------
@@ -72,6 +107,10 @@ def _start_worker() -> None:
 def _check_encoded(encoded: bytes, trust_json: bytes) -> list[Checked]:
     records: list[Any] = orjson.loads(encoded)
     return check_records(records, _trust(trust_json))
+
+
+def _check_lines(lines: list[tuple[int, bytes]], trust_json: bytes) -> list[Outcome]:
+    return check_bundle_lines(lines, _trust(trust_json))
 
 
 # --- in the verifier -------------------------------------------------------------------------
@@ -112,6 +151,20 @@ class RecordCheckers:
                     self._discard(pool)
         done: Future[list[Checked]] = Future()
         done.set_result(check_records(records, trust))
+        return done
+
+    def submit_lines(
+        self, lines: list[tuple[int, bytes]], trust: TrustRoot
+    ) -> Future[list[Outcome]]:
+        """Decode and check bundle lines in a worker (here if none can run); a future."""
+        pool = self._executor()
+        if pool is not None:
+            try:
+                return pool.submit(_check_lines, lines, _trust_json(trust))
+            except (BrokenProcessPool, RuntimeError):
+                self._discard(pool)
+        done: Future[list[Outcome]] = Future()
+        done.set_result(check_bundle_lines(lines, trust))
         return done
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:

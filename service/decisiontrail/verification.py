@@ -23,6 +23,7 @@ from decisiontrail.record_checks import (
     CHUNK,
     IN_PROCESS_RECORDS,
     Checked,
+    Outcome,
     RecordCheckers,
     check_records,
     shared_checkers,
@@ -278,27 +279,54 @@ def verify_in_chunks(
     """Feed ``verifier`` a log read as a stream: each record's own checks in worker processes
     (past the first :data:`IN_PROCESS_RECORDS`), a chunk at a time with a few chunks in
     flight, the sequential checks here in log order. Memory: a few chunks."""
-    in_flight: deque[tuple[list[Indexed], Future[list[Checked]]]] = deque()
-    limit = 1 if checkers is None else checkers.workers * IN_FLIGHT_PER_WORKER
-    seen = done = 0
 
-    def drain(keep: int) -> bool:
+    def started(chunk: list[Indexed], seen: int) -> Callable[[], list[Outcome]]:
+        future = _submit(checkers, chunk, verifier.trust, seen)
+        return lambda: [
+            (record, index, problem, leaf)
+            for (record, index), (problem, leaf) in zip(
+                chunk, _result(future, chunk, verifier.trust), strict=True
+            )
+        ]
+
+    def pending() -> Iterator[Callable[[], list[Outcome]]]:
+        seen = 0
+        for chunk in _chunks(records):
+            seen += len(chunk)
+            yield started(chunk, seen)
+
+    in_flight = 1 if checkers is None else checkers.workers * IN_FLIGHT_PER_WORKER
+    verify_outcomes(verifier, pending(), in_flight=in_flight, progress=progress)
+
+
+def verify_outcomes(
+    verifier: LogVerifier,
+    pending: Iterable[Callable[[], list[Outcome]]],
+    *,
+    in_flight: int,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Feed ``verifier`` chunks of records whose own checks were started elsewhere (each a
+    call that waits for them), at most ``in_flight`` chunks ahead, in order."""
+    queue: deque[Callable[[], list[Outcome]]] = deque()
+    done = 0
+
+    def flush(keep: int) -> bool:
         nonlocal done
-        while len(in_flight) > keep:
-            chunk, future = in_flight.popleft()
-            if not _apply(verifier, chunk, _result(future, chunk, verifier.trust)):
+        while len(queue) > keep:
+            outcomes = queue.popleft()()
+            if not all(verifier.add_checked(*outcome) for outcome in outcomes):
                 return False
-            done += len(chunk)
+            done += len(outcomes)
             if progress is not None:
                 progress(done)
         return True
 
-    for chunk in _chunks(records):
-        seen += len(chunk)
-        in_flight.append((chunk, _submit(checkers, chunk, verifier.trust, seen)))
-        if not drain(limit - 1):
+    for started in pending:
+        queue.append(started)
+        if not flush(in_flight - 1):
             return
-    drain(0)
+    flush(0)
 
 
 async def verify_off_loop(

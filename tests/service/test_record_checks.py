@@ -111,3 +111,41 @@ def test_a_closed_pool_is_replaced(
         assert verify(log, keyring, pool).ok  # started again on first use
     finally:
         pool.close()
+
+
+def _bundle(path: Path, keyring: Keyring, records: list[Any]) -> Path:
+    from decisiontrail.bundle import BundleWriter
+
+    writer = BundleWriter(path)
+    writer.header(tenant="t", origin="dt.test/t", note_name="dt.test", exported_at="now",
+                  records=len(records))  # fmt: skip
+    writer.write({"type": "trust_root", "trust_root": keyring.trust.to_json()})
+    for index, record in enumerate(records):
+        writer.write({"type": "record", "record": record, "log_index": index})
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize("tamper", [None, _modified, _bad_signature, _dropped, _not_an_object])
+def test_a_bundle_checked_by_workers_reports_what_one_checked_here_does(
+    log: list[dict[str, Any]], keyring: Keyring, tmp_path: Path, tamper: Any
+) -> None:
+    from decisiontrail.bundle import verify_bundle
+
+    records = log if tamper is None else tamper(copy.deepcopy(log))
+    path = _bundle(tmp_path / "trail.jsonl.gz", keyring, records)
+    parallel = verify_bundle(path, trust=keyring.trust).report
+    alone = verify_bundle(path, trust=keyring.trust, workers=False).report
+    assert parallel.ok is (tamper is None) and parallel == alone
+    assert parallel.records_checked == alone.records_checked
+
+
+def test_a_bundle_line_that_is_not_json_is_named(keyring: Keyring, tmp_path: Path) -> None:
+    from decisiontrail.bundle import verify_bundle
+
+    path = _bundle(tmp_path / "trail.jsonl", keyring, build_log(keyring, 3))
+    with path.open("a") as handle:
+        handle.write('{"type": "record", "rec\n')
+    report = verify_bundle(path, trust=keyring.trust).report
+    assert not report.ok and report.problem is not None
+    assert report.problem.reason == "malformed" and "line 6 is not JSON" in report.problem.detail
