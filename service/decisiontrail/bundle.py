@@ -186,7 +186,7 @@ def _verify(
                     checkers if n * CHUNK >= IN_PROCESS_RECORDS else None, chunk, verifier.trust
                 )
                 for n, chunk in chunks
-            ),  # fmt: skip
+            ),
             in_flight=2 * checkers.workers if checkers else 1,
             progress=progress,
         )
