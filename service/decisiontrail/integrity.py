@@ -8,6 +8,7 @@ from typing import Any
 
 from decisiontrail.errors import NotFound, Unprocessable, UntrustedCheckpoint
 from decisiontrail.ledger import Ledger, LedgerError
+from decisiontrail.ledger.repair import StoreComparer
 from decisiontrail.signing import TrustRoot
 from decisiontrail.verification import (
     CheckpointError,
@@ -58,8 +59,12 @@ async def consistency_proof(
             "proof": [_b64(h) for h in proof]}  # fmt: skip
 
 
-async def _indexed(ledger: Ledger, tenant: str) -> AsyncIterator[tuple[dict[str, Any], int]]:
+async def _compared(
+    ledger: Ledger, tenant: str, comparer: StoreComparer
+) -> AsyncIterator[tuple[dict[str, Any], int]]:
+    """The tenant's log, each record handed to ``comparer`` as it goes by."""
     async for receipt in ledger.reads.records(tenant):
+        await comparer.add(receipt)
         yield receipt.record, receipt.log_index
 
 
@@ -92,9 +97,14 @@ async def verify_tenant(
                                   "sequence": None, "detail": str(exc)},
             }  # fmt: skip
     verifier = LogVerifier(tenant, trust, checkpoints, trusted)
-    await verify_off_loop(verifier, _indexed(ledger, tenant), progress=progress)
+    # One read of the log for both: the verifier's checks and the comparison with SapixDB.
+    comparer = await ledger.repair.comparer(tenant)
+    receipts = _compared(ledger, tenant, comparer)
+    await verify_off_loop(verifier, receipts, progress=progress)
+    async for _ in receipts:  # the verifier stopped at a problem: compare the rest too
+        pass
+    stores = await comparer.finish()
     report = verifier.finish()
-    stores = await ledger.repair.compare_stores(tenant)
     answer = report.to_json()
     answer["stores"] = stores.to_json()
     if report.ok:

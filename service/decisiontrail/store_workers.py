@@ -68,7 +68,7 @@ def collect_garbage_rarely() -> None:
 # --- in the child ---------------------------------------------------------------------------
 
 
-def _exit_with_parent() -> None:
+def exit_with_parent() -> None:
     """Outlive no service: exit once the parent process is gone. Killed with SIGKILL it cannot
     say so, and a pool's worker would wait for calls forever, holding the database open. A
     write in progress is then rolled back by the store, as after any crash."""
@@ -89,7 +89,7 @@ _loop: asyncio.AbstractEventLoop | None = None  # runs the async Genesis DB clie
 
 def _open_sapix(location: str, api_key: str | None, agent: str) -> None:
     global _sapix
-    _exit_with_parent()
+    exit_with_parent()
     _sapix = SapixClient(location, api_key=api_key, agent=agent)
     collect_garbage_rarely()
 
@@ -99,7 +99,7 @@ def _open_genesis(location: str, max_event_bytes: int) -> None:
     from genesisdb.engine import Engine
     from genesisdb.transports.embedded import EmbeddedTransport
 
-    _exit_with_parent()
+    exit_with_parent()
     engine = Engine.open(location, max_event_bytes=max_event_bytes)
     _genesis = Client(transport=EmbeddedTransport(engine=engine))
     _loop = asyncio.new_event_loop()

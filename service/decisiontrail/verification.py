@@ -12,11 +12,23 @@ verifies any number of records in bounded memory. It reports the first bad recor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from decisiontrail.records import GENESIS_HASH, RecordProblem, check_record, leaf_data
+from decisiontrail.record_checks import (
+    CHUNK,
+    IN_PROCESS_RECORDS,
+    Checked,
+    Outcome,
+    RecordCheckers,
+    check_records,
+    shared_checkers,
+)
+from decisiontrail.records import GENESIS_HASH, RecordProblem
 from decisiontrail.signing import TrustRoot
 from ledgerstore import merkle
 
@@ -113,10 +125,23 @@ class LogVerifier:
         a problem was found."""
         if self.problem is not None:
             return False
+        return self.add_checked(record, log_index, *check_records([record], self.trust)[0])
+
+    def add_checked(
+        self,
+        record: Any,
+        log_index: int | None,
+        problem: RecordProblem | None,
+        leaf: bytes | None,
+    ) -> bool:
+        """:meth:`add` for a record whose own checks (:func:`check_records`: hash, signature,
+        leaf hash) were done already, maybe in another process."""
+        if self.problem is not None:
+            return False
         if self._gap is not None:
-            self._look_for_gap(record)
+            self._look_for_gap(record, problem)
             return self.problem is None
-        problem = self._check(record, log_index)
+        problem = problem or self._check_place(record, log_index)
         if problem is not None and problem.reason == "missing":
             # Missing, or only moved? Look ahead: a record that comes later is "reordered".
             moved = record.get("sequence") if isinstance(record, dict) else None
@@ -125,18 +150,19 @@ class LogVerifier:
             return True
         self.problem = problem
         if self.problem is None:
-            self.tree.append(merkle.leaf_hash(leaf_data(record)))
+            assert leaf is not None, "a record that verifies has a leaf hash"
+            self.tree.append(leaf)
             self._check_due()
         return self.problem is None
 
-    def _look_for_gap(self, record: dict[str, Any]) -> None:
+    def _look_for_gap(self, record: Any, problem: RecordProblem | None) -> None:
         assert self._gap is not None
         missing, chain, wanted, moved, left = self._gap
         found = (
             isinstance(record, dict)
             and str(record.get("chain")) == chain
             and record.get("sequence") == wanted
-            and check_record(record, self.trust) is None
+            and problem is None
         )
         if found:
             detail = f"chain {chain!r}: #{wanted} comes after #{moved}"
@@ -146,10 +172,8 @@ class LogVerifier:
         else:
             self._gap = (missing, chain, wanted, moved, left - 1)
 
-    def _check(self, record: dict[str, Any], log_index: int | None) -> RecordProblem | None:
-        problem = check_record(record, self.trust)
-        if problem is not None:
-            return problem
+    def _check_place(self, record: dict[str, Any], log_index: int | None) -> RecordProblem | None:
+        """The checks of a record's place: its tenant, its chain, its log index."""
         record_id, sequence = record["id"], record["sequence"]
         if record["tenant"] != self.tenant:
             return RecordProblem("replayed", record_id, sequence, "the record is another tenant's")
@@ -233,35 +257,164 @@ def verify_records(
     return verifier.finish()
 
 
-VERIFY_CHUNK = 500  # records checked per hop to a worker thread
+Indexed = tuple[Any, int | None]  # a record and the log index the store gives it
+IN_FLIGHT_PER_WORKER = 2  # chunks queued per worker: one checked, one waiting
+
+
+def _apply(verifier: LogVerifier, chunk: list[Indexed], checked: list[Checked]) -> bool:
+    """The sequential checks of a chunk whose records' own checks are done."""
+    return all(
+        verifier.add_checked(record, index, problem, leaf)
+        for (record, index), (problem, leaf) in zip(chunk, checked, strict=True)
+    )
+
+
+def verify_in_chunks(
+    verifier: LogVerifier,
+    records: Iterable[Indexed],
+    *,
+    checkers: RecordCheckers | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Feed ``verifier`` a log read as a stream: each record's own checks in worker processes
+    (past the first :data:`IN_PROCESS_RECORDS`), a chunk at a time with a few chunks in
+    flight, the sequential checks here in log order. Memory: a few chunks."""
+
+    def started(chunk: list[Indexed], seen: int) -> Callable[[], list[Outcome]]:
+        future = _submit(checkers, chunk, verifier.trust, seen)
+        return lambda: [
+            (record, index, problem, leaf)
+            for (record, index), (problem, leaf) in zip(
+                chunk, _result(future, chunk, verifier.trust), strict=True
+            )
+        ]
+
+    def pending() -> Iterator[Callable[[], list[Outcome]]]:
+        seen = 0
+        for chunk in _chunks(records):
+            seen += len(chunk)
+            yield started(chunk, seen)
+
+    in_flight = 1 if checkers is None else checkers.workers * IN_FLIGHT_PER_WORKER
+    verify_outcomes(verifier, pending(), in_flight=in_flight, progress=progress)
+
+
+def verify_outcomes(
+    verifier: LogVerifier,
+    pending: Iterable[Callable[[], list[Outcome]]],
+    *,
+    in_flight: int,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Feed ``verifier`` chunks of records whose own checks were started elsewhere (each a
+    call that waits for them), at most ``in_flight`` chunks ahead, in order."""
+    queue: deque[Callable[[], list[Outcome]]] = deque()
+    done = 0
+
+    def flush(keep: int) -> bool:
+        nonlocal done
+        while len(queue) > keep:
+            outcomes = queue.popleft()()
+            if not all(verifier.add_checked(*outcome) for outcome in outcomes):
+                return False
+            done += len(outcomes)
+            if progress is not None:
+                progress(done)
+        return True
+
+    for started in pending:
+        queue.append(started)
+        if not flush(in_flight - 1):
+            return
+    flush(0)
 
 
 async def verify_off_loop(
     verifier: LogVerifier,
-    receipts: AsyncIterator[tuple[dict[str, Any], int | None]],
+    receipts: AsyncIterator[Indexed],
     *,
     progress: Callable[[int], None] | None = None,
+    checkers: RecordCheckers | None = None,
 ) -> None:
-    """Feed ``verifier`` a log read as a stream, checking hashes and signatures in a worker
-    thread a chunk at a time, so the event loop serves other requests meanwhile and no more
-    than a chunk of records is held in memory. ``progress`` is told how many records were
-    checked after each chunk (the console shows it)."""
-    chunk: list[tuple[dict[str, Any], int | None]] = []
-    checked = 0
+    """:func:`verify_in_chunks` for a log read asynchronously: reading goes on in the event
+    loop, so it serves other requests meanwhile; records are checked in worker processes
+    (``checkers``, the process's shared ones by default) or, for the first
+    :data:`IN_PROCESS_RECORDS`, in a worker thread. ``progress`` is told how many records
+    were checked after each chunk (the console shows it)."""
+    checkers = checkers or shared_checkers()
+    in_flight: deque[tuple[list[Indexed], asyncio.Future[list[Checked]]]] = deque()
+    limit = checkers.workers * IN_FLIGHT_PER_WORKER
+    chunk: list[Indexed] = []
+    seen = done = 0
 
-    def check(records: list[tuple[dict[str, Any], int | None]]) -> bool:
-        return all(verifier.add(record, index) for record, index in records)
+    async def drain(keep: int) -> bool:
+        nonlocal done
+        while len(in_flight) > keep:
+            records, future = in_flight.popleft()
+            try:
+                checked = await future
+            except BrokenProcessPool:  # a worker died: check this chunk here
+                checked = await asyncio.to_thread(check_records, [r for r, _ in records],
+                                                  verifier.trust)  # fmt: skip
+            if not _apply(verifier, records, checked):
+                return False
+            done += len(records)
+            if progress is not None:
+                progress(done)
+        return True
+
+    def submit(records: list[Indexed]) -> asyncio.Future[list[Checked]]:
+        if seen <= IN_PROCESS_RECORDS:
+            return asyncio.ensure_future(
+                asyncio.to_thread(check_records, [r for r, _ in records], verifier.trust)
+            )
+        return asyncio.wrap_future(checkers.submit([r for r, _ in records], verifier.trust))
 
     async for item in receipts:
         chunk.append(item)
-        if len(chunk) == VERIFY_CHUNK:
-            if not await asyncio.to_thread(check, chunk):
+        if len(chunk) == CHUNK:
+            seen += len(chunk)
+            in_flight.append((chunk, submit(chunk)))
+            chunk = []
+            if not await drain(limit - 1):
+                _cancel(in_flight)
                 return
-            checked += len(chunk)
-            if progress is not None:
-                progress(checked)
+    if chunk:
+        seen += len(chunk)
+        in_flight.append((chunk, submit(chunk)))
+    if not await drain(0):
+        _cancel(in_flight)
+
+
+def _cancel(in_flight: deque[tuple[list[Indexed], asyncio.Future[list[Checked]]]]) -> None:
+    for _, future in in_flight:
+        future.cancel()
+
+
+def _chunks(records: Iterable[Indexed]) -> Iterator[list[Indexed]]:
+    chunk: list[Indexed] = []
+    for item in records:
+        chunk.append(item)
+        if len(chunk) == CHUNK:
+            yield chunk
             chunk = []
     if chunk:
-        complete = await asyncio.to_thread(check, chunk)
-        if complete and progress is not None:
-            progress(checked + len(chunk))
+        yield chunk
+
+
+def _submit(
+    checkers: RecordCheckers | None, chunk: list[Indexed], trust: TrustRoot, seen: int
+) -> Future[list[Checked]]:
+    records = [record for record, _ in chunk]
+    if checkers is None or seen <= IN_PROCESS_RECORDS:
+        done: Future[list[Checked]] = Future()
+        done.set_result(check_records(records, trust))
+        return done
+    return checkers.submit(records, trust)
+
+
+def _result(future: Future[list[Checked]], chunk: list[Indexed], trust: TrustRoot) -> list[Checked]:
+    try:
+        return future.result()
+    except BrokenProcessPool:  # a worker died: check this chunk here
+        return check_records([record for record, _ in chunk], trust)

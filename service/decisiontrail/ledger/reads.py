@@ -10,6 +10,7 @@ from typing import Any
 
 from decisiontrail.ledger.events import (
     DECISION_TYPE,
+    INDEX_TYPE,
     Receipt,
     decision_subject,
     idempotency_subject,
@@ -95,11 +96,32 @@ class Reads:
         return None if any(not p.salt or not p.path for p in restored) else restored
 
     async def records(self, tenant: str) -> AsyncIterator[Receipt]:
-        """Every record of a tenant, in log order (streamed: no list of the log in memory)."""
-        async for found in self.genesis.iter_events(f"{tenant_path(tenant)}/agents"):
-            data = to_dict(found)["data"]
+        """Every record of a tenant, in log order (streamed: no list of the log in memory).
+
+        Read as plain rows through a GDBQL query that maps each event to its data: the
+        client builds no CloudEvent per event (a third of the time the verifier spent)."""
+        query = (
+            f"STREAM e FROM events WHERE e.subject UNDER '{tenant_path(tenant)}/agents' MAP e.data"
+        )
+        async for data in self.genesis.iter_query(query):
             if isinstance(data, dict) and "record" in data:
                 yield Receipt(data["record"], int(data["log_index"]))
+
+    async def sapix_ids(self, tenant: str) -> AsyncIterator[tuple[str, str | None]]:
+        """(decision id, SapixDB record id) of every decision the tenant's index events name,
+        streamed as plain rows (no CloudEvent objects)."""
+        query = (
+            f"STREAM e FROM events WHERE e.subject UNDER '{tenant_path(tenant)}/decisions' "
+            f"AND e.type == '{INDEX_TYPE}' MAP e"
+        )
+        async for event in self.genesis.iter_query(query):
+            data = event.get("data") if isinstance(event, dict) else None
+            if isinstance(data, dict) and event.get("type") == INDEX_TYPE:
+                sapix_id = data.get("sapix_id")
+                yield (
+                    str(event["subject"]).rsplit("/", 1)[-1],
+                    None if sapix_id is None else str(sapix_id),
+                )
 
     async def replay(self, tenant: str, after: int) -> AsyncIterator[Receipt]:
         """The tenant's decisions after log index ``after``, as the store holds them now

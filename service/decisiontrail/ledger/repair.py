@@ -3,16 +3,18 @@ happened, writing missing graph edges again, and comparing the two stores."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from decisiontrail.ledger.events import INDEX_TYPE, Receipt, tenant_path
+from decisiontrail.ledger.events import Receipt
 from decisiontrail.ledger.reads import Reads
 from decisiontrail.ledger.subjects import Subjects
 from decisiontrail.provenance import ProvenanceStore
 from genesisdb import Client
-from genesisdb.events import to_dict
+
+COMPARE_AT_ONCE = 64  # SapixDB reads in flight while comparing the stores
 
 
 @dataclass
@@ -64,26 +66,17 @@ class Repair:
     async def compare_stores(self, tenant: str) -> StoreComparison:
         """Check that SapixDB holds every committed decision of the tenant, unchanged and not
         deleted."""
-        indexed: dict[str, str | None] = {}
-        for found in await self.genesis.stream_events(f"{tenant_path(tenant)}/decisions"):
-            data = to_dict(found)
-            if data["type"] == INDEX_TYPE and isinstance(data["data"], dict):
-                indexed[data["subject"].rsplit("/", 1)[-1]] = data["data"].get("sapix_id")
-        deleted = await self.provenance.deleted_ids()
-        comparison = StoreComparison()
+        comparer = await self.comparer(tenant)
         async for receipt in self.reads.records(tenant):
-            comparison.checked += 1
-            decision_id = receipt.record["id"]
-            sapix_id = indexed.get(decision_id)
-            stored = None if sapix_id is None else await self.provenance.get(sapix_id)
-            if stored is None or sapix_id in deleted:
-                comparison.note(decision_id, "missing_in_sapixdb")
-            elif (
-                not isinstance(stored.payload, dict)
-                or stored.payload.get("record") != receipt.record
-            ):
-                comparison.note(decision_id, "differs_in_sapixdb")
-        return comparison
+            await comparer.add(receipt)
+        return await comparer.finish()
+
+    async def comparer(self, tenant: str) -> StoreComparer:
+        """A :class:`StoreComparer` for the tenant's log, to be fed as it is read (the
+        verifier reads the log once for its checks and this comparison)."""
+        # decision id -> SapixDB id: one short pair per decision (the log itself streams).
+        indexed = {decision: sapix async for decision, sapix in self.reads.sapix_ids(tenant)}
+        return StoreComparer(self.provenance, indexed, await self.provenance.deleted_ids())
 
     async def run(self, *, grace_ms: int = 60_000, settled: int = 1000) -> int:
         """Tombstone SapixDB records whose Genesis DB commit never happened; how many.
@@ -119,3 +112,45 @@ class Repair:
             before = page[-1].timestamp_hlc
         await self.provenance.discard(orphans)
         return len(orphans)
+
+
+class StoreComparer:
+    """Compares decisions, fed in log order, with their SapixDB records (read
+    :data:`COMPARE_AT_ONCE` at a time, concurrently)."""
+
+    def __init__(
+        self, provenance: ProvenanceStore, indexed: dict[str, str | None], deleted: set[str]
+    ) -> None:
+        self.provenance = provenance
+        self.indexed = indexed
+        self.deleted = deleted
+        self.comparison = StoreComparison()
+        self._pending: list[Receipt] = []
+
+    async def add(self, receipt: Receipt) -> None:
+        self._pending.append(receipt)
+        if len(self._pending) >= COMPARE_AT_ONCE:
+            await self._compare()
+
+    async def finish(self) -> StoreComparison:
+        await self._compare()
+        return self.comparison
+
+    async def _compare(self) -> None:
+        receipts, self._pending = self._pending, []
+
+        async def stored(sapix_id: str | None) -> Any:
+            return None if sapix_id is None else await self.provenance.get(sapix_id)
+
+        ids = [self.indexed.get(receipt.record["id"]) for receipt in receipts]
+        found = await asyncio.gather(*(stored(sapix_id) for sapix_id in ids))
+        for receipt, sapix_id, record in zip(receipts, ids, found, strict=True):
+            self.comparison.checked += 1
+            decision_id = receipt.record["id"]
+            if record is None or sapix_id in self.deleted:
+                self.comparison.note(decision_id, "missing_in_sapixdb")
+            elif (
+                not isinstance(record.payload, dict)
+                or record.payload.get("record") != receipt.record
+            ):
+                self.comparison.note(decision_id, "differs_in_sapixdb")
