@@ -126,7 +126,7 @@ class SQLiteStore(SQLStore):
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._enter_wal(conn)
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA secure_delete=ON")
             conn.execute("PRAGMA cache_size=-32000")
@@ -134,6 +134,21 @@ class SQLiteStore(SQLStore):
         with self._pool_lock:
             self._connections.append(conn)
         return conn
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL, waiting up to ``busy_timeout`` for another opener. Changing the
+        journal mode answers "database is locked" at once, without SQLite's busy handler, while
+        another connection (another process or thread opening the same new file) holds a lock
+        during its migration: seen as two clients opening one fresh database together."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:

@@ -189,3 +189,34 @@ def test_any_sequence_of_batches_keeps_every_invariant(
         assert positions == list(range(1, sum(len(b) for b in batches) + 1))
     finally:
         store.close()
+
+
+def test_many_openers_of_one_fresh_database_all_succeed(tmp_path: Path) -> None:
+    # Switching to WAL answers "database is locked" at once (no busy handler) while another
+    # opener migrates the new file: every opener must wait for it instead of failing.
+    import threading
+
+    path = tmp_path / "fresh.db"
+    start = threading.Barrier(8)
+    failures: list[BaseException] = []
+    stores: list[Any] = []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            stores.append(ledgerstore.open_store(f"sqlite:///{path}"))
+        except BaseException as exc:  # collected for the assertion below
+            failures.append(exc)
+
+    for _ in range(5):  # a race: several rounds on fresh files
+        path = tmp_path / f"fresh-{len(stores)}.db"
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert len(stores) == 40
+    stores[0].append(ledgerstore.NewEntry("log", {"n": 1}))
+    for store in stores:
+        store.close()
